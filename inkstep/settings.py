@@ -1,0 +1,52 @@
+"""One settings object for every process; `INKSTEP_*` environment variables override it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with embedded defaults that need no setup."""
+
+    model_config = SettingsConfigDict(env_prefix="INKSTEP_", extra="ignore")
+
+    data_dir: Path = Path.home() / ".inkstep"
+    redis_url: str | None = None
+    database_url: str | None = None
+    blob_url: str | None = None
+    ray_address: str | None = None
+    ray_namespace: str = "inkstep"
+
+    secret_key: str | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_public_key: str | None = None
+    session_token_ttl_s: int = 3600
+    local_sign_in: bool = False
+
+    lessons_dir: Path = PACKAGE_ROOT / "lessons"
+    scoring_params: Path | None = None
+
+    auth_timeout_s: float = 5.0
+    idle_timeout_s: float = 30.0
+    ws_ping_interval_s: float = 10.0
+    max_frame_bytes: int = 64 * 1024
+    send_queue_frames: int = 2048
+    ops_per_second: float = 60.0
+    ops_burst: int = 120
+    abuse_refusals: int = 200
+    presence_per_second: float = 20.0
+    presence_ttl_s: int = 30
+    op_confirm_timeout_s: float = 2.0
+    resume_tail_max_events: int = 5000
+
+    actor_batch_ops: int = 256
+    stream_tail_events: int = 2000
+    checkpoint_every_events: int = 500
+    checkpoint_every_s: float = 30.0
+    idle_exit_s: float = 60.0
+
+    public_url: str | None = None
