@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     database_url: str | None = None
     blob_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
     ray_address: str | None = None
     ray_namespace: str = "inkstep"
 

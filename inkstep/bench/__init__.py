@@ -1,0 +1,1 @@
+"""Benchmark commands (`inkstep bench …`); each module has add_arguments() and run()."""

@@ -1,0 +1,1 @@
+"""Storage adapters: Redis streams and presence, Postgres, blob stores."""
