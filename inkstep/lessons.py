@@ -72,7 +72,9 @@ class Step(_Model):
     weights: dict[str, Finite] | None = None
     quality_thresholds: dict[str, Finite] | None = None
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=True
+    )
 
 
 class Lesson(_Model):

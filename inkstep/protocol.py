@@ -181,9 +181,7 @@ def parse_client_frame(text: str | bytes) -> Hello | OrderedOp | PresenceMsg | P
     try:
         frame: Hello | OrderedOp | PresenceMsg | Ping = _client_frame.validate_python(raw)
     except ValidationError as exc:
-        too_long = any(
-            e["type"] == "too_long" and "points" in e["loc"] for e in exc.errors()
-        )
+        too_long = any(e["type"] == "too_long" and "points" in e["loc"] for e in exc.errors())
         if too_long:
             raise FrameError(
                 "too_large", f"at most {MAX_POINTS_PER_BATCH} points per batch", op_id
@@ -192,14 +190,12 @@ def parse_client_frame(text: str | bytes) -> Hello | OrderedOp | PresenceMsg | P
     return frame
 
 
-def check_in_canvas(op: StrokeAppendOp, width: int, height: int) -> None:
+def check_in_canvas(points: list[list[float]], width: int, height: int) -> None:
     """Refuse points far outside the canvas (more than one canvas size beyond an edge)."""
-    for x, y, _, _ in op.payload.points:
+    for x, y, *_ in points:
         if not (-width <= x <= 2 * width and -height <= y <= 2 * height):
             raise FrameError(
-                "invalid",
-                f"point ({x}, {y}) is far outside the {width}x{height} canvas",
-                op.client_op_id,
+                "invalid", f"point ({x}, {y}) is far outside the {width}x{height} canvas"
             )
 
 

@@ -47,3 +47,54 @@ def ray_address() -> Iterator[str]:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint_url(data_root: Path) -> Iterator[str]:
+    """A moto S3 server over real HTTP (a child process), with dummy credentials in the env."""
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from inkstep.embedded import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = data_root / "moto.log"
+    with open(log_path, "ab") as log, pytest.MonkeyPatch.context() as env:
+        # moto accepts any key; never let a developer's real AWS profile reach the test server.
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            env.delenv(name, raising=False)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                        break
+                except (urllib.error.URLError, ConnectionError):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"moto server not ready, see {log_path}") from None
+                    # Waiting on the child doubles as the poll interval and notices an early exit.
+                    try:
+                        code = process.wait(timeout=0.05)
+                    except subprocess.TimeoutExpired:
+                        continue
+                    raise RuntimeError(f"moto server exited with {code}, see {log_path}") from None
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,0 +1,1 @@
+"""The realtime gateway: REST, WebSocket, fan-out and presence."""

@@ -1,0 +1,260 @@
+"""SessionCore: ordering, idempotency, tombstones, roles, steps and exact state round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore
+from inkstep.lessons import Lesson, load_lesson_file
+
+LESSON: Lesson = load_lesson_file(Path(__file__).parent.parent / "lessons" / "circles-101.json")
+STYLE = {"color": "#112233", "width": 3.0, "tool": "pen"}
+
+
+def stroke_op(op_id: str, stroke_id: str | None = None, final: bool = False,
+              step: str = "s1", n: int = 3, x: float = 10.0) -> dict[str, Any]:  # fmt: skip
+    points = [[x + i, 20.0 + i, 0.5, float(i)] for i in range(n)]
+    payload = {"stroke_id": stroke_id or op_id, "layer": "ink", "points": points,
+               "style": STYLE, "final": final}  # fmt: skip
+    return {"type": "stroke_append", "client_op_id": op_id, "step_id": step, "payload": payload}
+
+
+def target_op(kind: str, op_id: str, target: str) -> dict[str, Any]:
+    return {"type": kind, "client_op_id": op_id, "payload": {"target": target}}
+
+
+def submit(core: SessionCore, user: str, role: str, op: dict[str, Any]) -> Any:
+    """Decide then apply, as the actor does."""
+    decision = core.decide(user, role, op, ts_ms=1000 + core.last_seq)
+    if isinstance(decision, Accepted):
+        core.apply(decision.event)
+    return decision
+
+
+def new_core() -> SessionCore:
+    return SessionCore("sess1", LESSON)
+
+
+def test_seq_starts_at_one_and_increases_by_one() -> None:
+    core = new_core()
+    seqs = [submit(core, "ann", "student", stroke_op(f"op{i}")).event["seq"] for i in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+
+
+def test_duplicate_op_answers_the_original_seq_and_changes_nothing() -> None:
+    core = new_core()
+    first = submit(core, "ann", "student", stroke_op("a1"))
+    before = core.state_dict()
+    again = submit(core, "ann", "student", stroke_op("a1"))
+    assert again == Duplicate("a1", first.event["seq"])
+    assert core.state_dict() == before
+
+
+def test_same_op_id_from_two_users_are_two_ops() -> None:
+    core = new_core()
+    submit(core, "ann", "student", stroke_op("x1"))
+    decision = submit(core, "bob", "student", stroke_op("x1", stroke_id="y1"))
+    assert isinstance(decision, Refused)  # a new stroke's id must be its first op id
+    assert isinstance(submit(core, "bob", "student", stroke_op("y1")), Accepted)
+
+
+def test_batches_join_one_stroke_until_final() -> None:
+    core = new_core()
+    submit(core, "ann", "student", stroke_op("s", n=2))
+    submit(core, "ann", "student", stroke_op("b2", stroke_id="s", n=3, final=True))
+    assert len(core.strokes["s"]["points"]) == 5 and core.strokes["s"]["final"]
+    late = submit(core, "ann", "student", stroke_op("b3", stroke_id="s"))
+    assert isinstance(late, Refused) and late.code == "invalid"
+
+
+def test_another_users_stroke_cannot_be_extended() -> None:
+    core = new_core()
+    submit(core, "ann", "student", stroke_op("s"))
+    decision = submit(core, "bob", "student", stroke_op("b", stroke_id="s"))
+    assert isinstance(decision, Refused) and decision.code == "forbidden"
+
+
+def test_viewer_changes_nothing() -> None:
+    core = new_core()
+    decision = submit(core, "vic", "viewer", stroke_op("v1"))
+    assert isinstance(decision, Refused) and decision.code == "forbidden"
+    assert core.last_seq == 0 and not core.strokes
+
+
+def test_undo_redo_rules_and_idempotency() -> None:
+    core = new_core()
+    submit(core, "ann", "student", stroke_op("s1"))
+    refused = submit(core, "bob", "student", target_op("undo", "u0", "s1"))
+    assert isinstance(refused, Refused) and refused.code == "forbidden"
+    assert isinstance(submit(core, "ann", "student", target_op("undo", "u1", "s1")), Accepted)
+    assert isinstance(submit(core, "ann", "student", target_op("undo", "u2", "s1")), Accepted)
+    assert core.strokes["s1"]["deleted"] is True
+    assert isinstance(submit(core, "tea", "teacher", target_op("redo", "r1", "s1")), Accepted)
+    assert core.strokes["s1"]["deleted"] is False
+    unknown = submit(core, "ann", "student", target_op("undo", "u3", "nope"))
+    assert isinstance(unknown, Refused) and unknown.code == "invalid"
+
+
+def test_layer_set_last_writer_wins_per_prop_and_ownership() -> None:
+    core = new_core()
+    op = {"type": "layer_set", "client_op_id": "l1",
+          "payload": {"layer": "sketch", "props": {"opacity": 0.5, "visible": True}}}  # fmt: skip
+    submit(core, "ann", "student", op)
+    op2 = {"type": "layer_set", "client_op_id": "l2",
+           "payload": {"layer": "sketch", "props": {"opacity": 0.2}}}  # fmt: skip
+    refused = submit(core, "bob", "student", op2)
+    assert isinstance(refused, Refused) and refused.code == "forbidden"
+    submit(core, "tea", "teacher", op2)
+    assert core.layers["sketch"] == {"opacity": 0.2, "visible": True}
+
+
+def test_step_change_is_for_teachers_and_checked_against_the_lesson() -> None:
+    core = new_core()
+    change = {"type": "step_change", "client_op_id": "c1", "payload": {"to_step": "s2"}}
+    assert isinstance(submit(core, "ann", "student", change), Refused)
+    bad = {"type": "step_change", "client_op_id": "c2", "payload": {"to_step": "s9"}}
+    assert submit(core, "tea", "teacher", bad).code == "invalid"
+    decision = submit(core, "tea", "teacher", change)
+    assert decision.event["payload"] == {"from_step": "s1", "to_step": "s2", "reason": "teacher"}
+    assert core.step_id == "s2"
+    old_step = submit(core, "ann", "student", stroke_op("late", step="s1"))
+    assert isinstance(old_step, Refused)
+
+
+def test_points_far_outside_the_canvas_are_refused() -> None:
+    core = new_core()
+    decision = submit(core, "ann", "student", stroke_op("far", x=1e6))
+    assert isinstance(decision, Refused) and decision.code == "invalid"
+    assert core.last_seq == 0
+
+
+def test_step_complete_scores_then_advances_when_passed() -> None:
+    core = new_core()
+    submit(core, "ann", "student", stroke_op("s1", final=True))
+    request = core.decide("ann", "student",
+                          {"type": "step_complete", "client_op_id": "done1", "step_id": "s1"}, 5)  # fmt: skip
+    assert isinstance(request, ScoreRequest) and [s["stroke_id"] for s in request.strokes] == ["s1"]
+    score = {"accuracy": 91.0, "quality": 80.0, "passed": True, "details": {}}
+    events = core.decide_score(request, score, 6)
+    assert [e["type"] for e in events] == ["score_update", "step_change"]
+    assert [e["seq"] for e in events] == [2, 3]
+    for event in events:
+        core.apply(event)
+    assert core.step_id == "s2" and core.scores[0]["accuracy"] == 91.0
+    assert core.decide("ann", "student", {"type": "step_complete", "client_op_id": "done1",
+                                          "step_id": "s2"}, 7) == Duplicate("done1", 2)  # fmt: skip
+
+
+def test_participants_join_and_leave_once_per_user() -> None:
+    core = new_core()
+    joined = core.decide_join("ann", "student", "c1", 1)
+    assert joined is not None
+    core.apply(joined)
+    assert core.decide_join("ann", "student", "c2", 2) is None
+    assert core.decide_leave("ann", "c1", 3) is None
+    left = core.decide_leave("ann", "c2", 4)
+    assert left is not None and left["payload"]["state"] == "left"
+    core.apply(left)
+    assert core.participant_list() == []
+
+
+# ---- properties -------------------------------------------------------------------
+
+USERS = [("ann", "student"), ("bob", "student"), ("tea", "teacher")]
+
+
+@st.composite
+def op_sequences(draw: st.DrawFn) -> list[tuple[str, str, dict[str, Any]]]:
+    ops: list[tuple[str, str, dict[str, Any]]] = []
+    strokes: list[str] = []
+    for i in range(draw(st.integers(1, 25))):
+        user, role = draw(st.sampled_from(USERS))
+        kind = draw(st.sampled_from(["stroke", "stroke", "undo", "redo", "extend"]))
+        op_id = f"{user}-{i}"
+        if kind == "stroke" or not strokes:
+            ops.append((user, role, stroke_op(op_id)))
+            strokes.append(op_id)
+        elif kind == "extend":
+            ops.append((user, role, stroke_op(op_id, stroke_id=draw(st.sampled_from(strokes)))))
+        else:
+            ops.append((user, role, target_op(kind, op_id, draw(st.sampled_from(strokes)))))
+    return ops
+
+
+def run_ops(ops: list[tuple[str, str, dict[str, Any]]]) -> SessionCore:
+    core = new_core()
+    for user, role, op in ops:
+        submit(core, user, role, op)
+    return core
+
+
+@settings(max_examples=60, deadline=None)
+@given(op_sequences(), st.data())
+def test_duplicates_and_retries_give_the_deduplicated_state(
+    ops: list[tuple[str, str, dict[str, Any]]], data: st.DataObject
+) -> None:
+    noisy: list[tuple[str, str, dict[str, Any]]] = []
+    for i, item in enumerate(ops):
+        noisy.append(item)
+        # a retry re-sends an earlier op (same client_op_id) at any later point
+        for _ in range(data.draw(st.integers(0, 2))):
+            noisy.append(ops[data.draw(st.integers(0, i))])
+    assert run_ops(noisy).state_dict() == run_ops(ops).state_dict()
+
+
+@settings(max_examples=40, deadline=None)
+@given(op_sequences(), st.integers(1, 6))
+def test_repeated_undo_redo_converges(
+    ops: list[tuple[str, str, dict[str, Any]]], repeats: int
+) -> None:
+    core = run_ops(ops)
+    target = next(iter(core.strokes))
+    author = core.strokes[target]["author"]
+    for i in range(repeats):
+        submit(core, author, "student", target_op("undo", f"ux{i}", target))
+    assert core.strokes[target]["deleted"] is True
+    for i in range(repeats):
+        submit(core, "tea", "teacher", target_op("redo", f"rx{i}", target))
+    assert core.strokes[target]["deleted"] is False
+
+
+def replay(events: list[dict[str, Any]], start: SessionCore | None = None) -> SessionCore:
+    core = start or new_core()
+    for event in events:
+        core.apply(event)
+    return core
+
+
+@settings(max_examples=40, deadline=None)
+@given(op_sequences(), st.data())
+def test_replay_from_any_point_gives_the_same_state_and_snapshot(
+    ops: list[tuple[str, str, dict[str, Any]]], data: st.DataObject
+) -> None:
+    events: list[dict[str, Any]] = []
+    live = new_core()
+    for user, role, op in ops:
+        decision = live.decide(user, role, op, ts_ms=7)
+        if isinstance(decision, Accepted):
+            live.apply(decision.event)
+            events.append(decision.event)
+    cut = data.draw(st.integers(0, len(events)))
+    checkpoint = SessionCore.import_state(replay(events[:cut]).export_state())
+    rebuilt = replay(events[cut:], checkpoint)
+    assert rebuilt.state_dict() == live.state_dict()
+    assert rebuilt.snapshot() == live.snapshot()
+    assert rebuilt.doc.encode() != b"" and rebuilt.doc.strokes.to_py() == live.doc.strokes.to_py()
+
+
+@settings(max_examples=30, deadline=None)
+@given(op_sequences())
+def test_export_import_round_trip_is_exact(ops: list[tuple[str, str, dict[str, Any]]]) -> None:
+    core = run_ops(ops)
+    copy = SessionCore.import_state(core.export_state())
+    assert copy.state_dict() == core.state_dict()
+    assert copy.export_state()[: 8] == core.export_state()[: 8]
+    assert copy.doc.strokes.to_py() == core.doc.strokes.to_py()
+    assert copy.doc.layers.to_py() == core.doc.layers.to_py()
