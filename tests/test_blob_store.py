@@ -79,6 +79,13 @@ def test_keys_that_could_escape_are_refused(store: BlobStore, key: str) -> None:
         store.put(key, b"x")
 
 
+def test_open_blob_store_reuses_stores(tmp_path: Path) -> None:
+    url = (tmp_path / "a b").as_uri()  # percent-encoded, as Path.as_uri() writes it
+    store = open_blob_store(url)
+    assert store is open_blob_store(url)
+    assert isinstance(store, FileBlobStore) and store.root == tmp_path / "a b"
+
+
 def test_file_store_leaves_no_temp_files(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path)
     for i in range(5):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -260,7 +261,18 @@ def open_blob_store(
     s3_region: str = "us-east-1",
     create_bucket: bool = False,
 ) -> BlobStore:
-    """The blob store a URL names: `file:///abs/path` or `s3://bucket/prefix`."""
+    """The blob store a URL names: `file:///abs/path` or `s3://bucket/prefix`.
+
+    Stores are cached per argument set: callers may open one per request, and a boto3 client
+    costs tens of milliseconds to build (it is thread-safe, so sharing it is fine).
+    """
+    return _open_blob_store(url, s3_endpoint_url, s3_region, create_bucket)
+
+
+@functools.lru_cache(maxsize=64)
+def _open_blob_store(
+    url: str, s3_endpoint_url: str | None, s3_region: str, create_bucket: bool
+) -> BlobStore:
     parts = urlsplit(url)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
