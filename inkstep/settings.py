@@ -52,3 +52,19 @@ class Settings(BaseSettings):
     idle_exit_s: float = 60.0
 
     public_url: str | None = None
+
+    def resolved_redis_url(self) -> str:
+        if self.redis_url is None:
+            raise RuntimeError("INKSTEP_REDIS_URL is not set and no embedded Redis was started")
+        return self.redis_url
+
+    def resolved_database_url(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError(
+                "INKSTEP_DATABASE_URL is not set and no embedded Postgres was started"
+            )
+        return self.database_url
+
+    def resolved_blob_url(self) -> str:
+        """The blob store URL; a folder in the data dir by default."""
+        return self.blob_url or (self.data_dir / "blobs").resolve().as_uri()

@@ -98,3 +98,29 @@ def s3_endpoint_url(data_root: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="session")
+def gateway_settings_env(
+    redis_url: str, database_url: str, ray_address: str, data_root: Path
+) -> dict[str, str]:
+    from tests.servers import gateway_env
+
+    os.environ["INKSTEP_SECRET_KEY"] = "inkstep-test-secret-0123456789abcdef"
+    return gateway_env(redis_url, database_url, ray_address, data_root / "gateway")
+
+
+@pytest.fixture(scope="session")
+def gateways(gateway_settings_env: dict[str, str], data_root: Path) -> Iterator[list[object]]:
+    """Two gateway processes serving the same sessions."""
+    from tests.servers import GatewayProcess
+
+    started = [
+        GatewayProcess(gateway_settings_env, data_root / f"gateway-{i}.log").start()
+        for i in range(2)
+    ]
+    try:
+        yield list(started)
+    finally:
+        for gateway in started:
+            gateway.stop()

@@ -1,0 +1,121 @@
+"""The Ray actor that hosts one live session ("session:<id>"), and how gateways reach it.
+
+Ray guarantees one instance of a named actor, so each session has a single writer without
+locks; `max_restarts=-1` brings it back after a crash, rebuilt from checkpoint + log. Ops
+never travel as Ray calls (see DESIGN.md): gateways call the actor once per join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import ray
+
+from actors.core import ScoreRequest
+from actors.runner import SessionRunner
+from inkstep.lessons import Lesson
+from inkstep.settings import Settings
+from inkstep.store.blob import open_blob_store
+
+logger = logging.getLogger(__name__)
+
+
+def actor_name(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+async def score_with_ray(lesson: Lesson, request: ScoreRequest) -> dict[str, Any]:
+    """Score a step as a Ray task, so many sessions score in parallel across the cluster."""
+    from scoring.tasks import score_step_task
+
+    step = lesson.step(request.step_id)
+    if step is None:
+        raise ValueError(f"unknown step {request.step_id!r}")
+    params_json = _scoring_params_json()
+    ref = score_step_task.remote(
+        step.model_dump(mode="json", by_alias=True),
+        lesson.canvas.model_dump(mode="json"),
+        request.strokes,
+        params_json,
+    )
+    result: dict[str, Any] = await ref
+    return result
+
+
+def _scoring_params_json() -> dict[str, Any]:
+    from scoring import load_params
+
+    path = Settings().scoring_params
+    return load_params(path).model_dump(mode="json")
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=64)
+class SessionActor:
+    """Hosts a SessionRunner; its methods are the once-per-join calls gateways make."""
+
+    def __init__(
+        self, session_id: str, lesson_json: dict[str, Any], settings_json: dict[str, Any]
+    ) -> None:
+        logging.basicConfig(level=logging.INFO)
+        settings = Settings.model_validate(settings_json)
+        lesson = Lesson.model_validate(lesson_json)
+        blobs = open_blob_store(
+            settings.resolved_blob_url(),
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+        )
+        self.runner = SessionRunner(
+            session_id, lesson, settings, blobs, score_with_ray, self._exit_idle
+        )
+        self._started: asyncio.Task[None] | None = None
+
+    async def _ensure_started(self) -> None:
+        if self._started is None:
+            self._started = asyncio.create_task(self.runner.start())
+        await asyncio.shield(self._started)
+
+    async def ready(self) -> int:
+        """Start the session loop if needed; answers the last confirmed seq."""
+        await self._ensure_started()
+        return self.runner.core.last_seq
+
+    async def snapshot(self) -> dict[str, Any]:
+        await self._ensure_started()
+        return await self.runner.snapshot()
+
+    async def export_doc(self) -> bytes:
+        await self._ensure_started()
+        async with self.runner._commit_lock:
+            return self.runner.core.doc.encode()
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def checkpoint(self) -> int:
+        await self._ensure_started()
+        async with self.runner._commit_lock:
+            await self.runner.checkpoint()
+        return self.runner.checkpoint_seq
+
+    async def shutdown(self) -> None:
+        """Checkpoint and leave; the next join recreates the actor from storage."""
+        await self.runner.stop(checkpoint=True)
+        ray.actor.exit_actor()
+
+    def _exit_idle(self) -> None:
+        ray.actor.exit_actor()
+
+
+def ensure_session_actor(
+    session_id: str, lesson: Lesson, settings: Settings
+) -> ray.actor.ActorHandle:
+    """The session's actor, created on first use (get_if_exists makes this race-free)."""
+    return SessionActor.options(  # type: ignore[attr-defined,no-any-return]
+        name=actor_name(session_id),
+        namespace=settings.ray_namespace,
+        get_if_exists=True,
+        lifetime="detached",
+    ).remote(session_id, lesson.to_json_dict(), settings.model_dump(mode="json"))

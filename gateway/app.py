@@ -1,0 +1,67 @@
+"""The gateway's FastAPI application: REST, the WebSocket endpoint and the web client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from gateway import rest, ws
+from gateway.errors import error_response, install_error_handlers
+from gateway.services import Services
+from inkstep.settings import PACKAGE_ROOT, Settings
+
+logger = logging.getLogger(__name__)
+WEB_DIST = PACKAGE_ROOT / "web" / "dist"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A gateway app; settings come from the environment unless given."""
+    services = Services(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        logger.info("gateway %s ready", services.gateway_id)
+        try:
+            yield
+        finally:
+            services.draining = True
+            await services.stop()
+
+    app = FastAPI(title="inkstep", version="1", lifespan=lifespan)
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(rest.router)
+    app.include_router(ws.router)
+    _serve_web_client(app, WEB_DIST)
+    return app
+
+
+def _serve_web_client(app: FastAPI, dist: Path) -> None:
+    """The built web client at `/`; client-side routes fall back to index.html."""
+    if (dist / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=dist / "assets"), name="assets")
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def web_client(path: str) -> Response:
+        if path.startswith(("v1/", "healthz", "metrics")):
+            return error_response(404, "not_found", f"no route /{path}")
+        candidate = (dist / path).resolve()
+        if path and candidate.is_file() and dist.resolve() in candidate.parents:
+            return FileResponse(candidate)
+        index = dist / "index.html"
+        if not index.is_file():
+            return error_response(404, "not_found", "the web client is not built (make web)")
+        return FileResponse(index)
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for `uvicorn --factory gateway.app:app_from_env` (one per worker)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app()

@@ -1,0 +1,116 @@
+"""What one gateway process holds open: settings, lessons, stores, the hub, Ray."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from actors.session_actor import actor_name, ensure_session_actor
+from gateway.hub import Hub
+from gateway.metrics import Metrics
+from gateway.presence import Presence
+from inkstep.lessons import Lesson, load_lessons_dir
+from inkstep.settings import Settings
+from inkstep.store.database import Database, SessionRow
+from inkstep.store.errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+
+class SessionNotFound(Exception):
+    """No session with that id."""
+
+
+@dataclass
+class Services:
+    """Created at start-up, closed at shutdown; routes reach it through app.state."""
+
+    settings: Settings
+    gateway_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    lessons: dict[str, Lesson] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+    db: Database | None = None
+    hub: Hub | None = None
+    presence: Presence | None = None
+    draining: bool = False
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.lessons = load_lessons_dir(settings.lessons_dir)
+        self.db = Database(settings.resolved_database_url())
+        await self.db.migrate()
+        for lesson in await self.db.lessons():
+            self.lessons.setdefault(lesson.id, lesson)
+        for lesson in load_lessons_dir(settings.lessons_dir).values():
+            await self.db.upsert_lesson(lesson)
+        if not ray.is_initialized():
+            # ray.init installs its own SIGTERM handler; the server's (drain, then exit) wins.
+            server_sigterm = signal.getsignal(signal.SIGTERM)
+            ray.init(
+                address=settings.ray_address or "auto",
+                namespace=settings.ray_namespace,
+                log_to_driver=False,
+            )
+            signal.signal(signal.SIGTERM, server_sigterm)
+        redis_url = settings.resolved_redis_url()
+        self.hub = Hub(redis_url, self.gateway_id, self.revive, settings.op_confirm_timeout_s)
+        await self.hub.start()
+        self.presence = Presence(redis_url, settings.presence_ttl_s, settings.presence_per_second)
+        await self.presence.start()
+
+    async def stop(self) -> None:
+        if self.presence is not None:
+            await self.presence.stop()
+        if self.hub is not None:
+            await self.hub.stop()
+        if self.db is not None:
+            await self.db.close()
+
+    # ---- sessions -------------------------------------------------------------------
+
+    async def lesson_of(self, session: SessionRow) -> Lesson:
+        lesson = self.lessons.get(session.lesson_id)
+        if lesson is None:
+            assert self.db is not None
+            found = await self.db.lesson(session.lesson_id)
+            if found is None:
+                raise SessionNotFound(f"the lesson {session.lesson_id!r} no longer exists")
+            self.lessons[found.id] = lesson = found
+        return lesson
+
+    async def session(self, session_id: str) -> SessionRow:
+        assert self.db is not None
+        row = await self.db.session(session_id)
+        if row is None:
+            raise SessionNotFound(f"no session {session_id!r}")
+        return row
+
+    async def actor(self, session_id: str) -> Any:
+        """The session's live actor, created (or recreated after idle exit) when needed."""
+        session = await self.session(session_id)
+        lesson = await self.lesson_of(session)
+        for attempt in range(3):
+            handle = ensure_session_actor(session_id, lesson, self.settings)
+            try:
+                await handle.ready.remote()
+                return handle
+            except ray.exceptions.RayActorError:
+                # It exited (idle) between lookup and call: the next lookup creates a new one.
+                logger.info("session actor gone, recreating (attempt %s)", attempt + 1)
+                await asyncio.sleep(0.1 * (attempt + 1))
+        raise StoreError(f"could not start the actor of session {session_id!r}")
+
+    async def revive(self, session_id: str) -> None:
+        await self.actor(session_id)
+
+    def existing_actor(self, session_id: str) -> Any | None:
+        try:
+            return ray.get_actor(actor_name(session_id), namespace=self.settings.ray_namespace)
+        except ValueError:
+            return None

@@ -1,0 +1,266 @@
+"""The WebSocket endpoint `/v1/ws`: hello/welcome, resume, validation, and forwarding ops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from gateway.connection import Connection, FellBehind, TokenBucket
+from gateway.services import Services, SessionNotFound
+from inkstep.protocol import (
+    PROTOCOL_VERSION,
+    FrameError,
+    Hello,
+    Ping,
+    PresenceMsg,
+    parse_client_frame,
+)
+from inkstep.store.errors import StoreError, StoreUnavailable
+from inkstep.store.streams import SessionLog
+from inkstep.tokens import SessionClaims, TokenError, verify_session_token
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+CLOSE_BAD_HELLO = 4400
+CLOSE_BAD_TOKEN = 4401
+CLOSE_NO_SESSION = 4404
+CLOSE_NO_HELLO = 4408
+CLOSE_RATE_ABUSE = 4429
+CLOSE_SERVER_ERROR = 1011
+CLOSE_RESTARTING = 1012
+
+
+class Refusal(Exception):
+    """Ends the connection with a close code before it has joined."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+@router.websocket("/v1/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    await websocket.accept()
+    if services.draining:
+        await websocket.close(CLOSE_RESTARTING, "gateway restarting")
+        return
+    try:
+        hello, claims = await _receive_hello(websocket, services)
+    except Refusal as refusal:
+        await websocket.close(refusal.code, refusal.reason)
+        return
+    except WebSocketDisconnect:
+        return
+    await Session(websocket, services, hello, claims).run()
+
+
+async def _receive_hello(websocket: WebSocket, services: Services) -> tuple[Hello, SessionClaims]:
+    settings = services.settings
+    try:
+        text = await asyncio.wait_for(websocket.receive_text(), settings.auth_timeout_s)
+    except TimeoutError:
+        raise Refusal(CLOSE_NO_HELLO, "no hello in time") from None
+    except KeyError:
+        raise Refusal(CLOSE_BAD_HELLO, "hello must be a text frame") from None
+    try:
+        hello = parse_client_frame(text)
+    except FrameError as exc:
+        raise Refusal(CLOSE_BAD_HELLO, exc.message[:120]) from None
+    if not isinstance(hello, Hello):
+        raise Refusal(CLOSE_BAD_HELLO, "the first frame must be hello")
+    try:
+        claims = verify_session_token(settings, hello.token)
+    except TokenError as exc:
+        raise Refusal(CLOSE_BAD_TOKEN, str(exc)[:120]) from None
+    try:
+        await services.session(claims.session_id)
+    except SessionNotFound:
+        raise Refusal(CLOSE_NO_SESSION, "no such session") from None
+    return hello, claims
+
+
+class Session:
+    """One joined client: catch-up, then a receive loop and a send loop."""
+
+    def __init__(
+        self, websocket: WebSocket, services: Services, hello: Hello, claims: SessionClaims
+    ) -> None:
+        self.websocket = websocket
+        self.services = services
+        self.settings = services.settings
+        self.hello = hello
+        self.claims = claims
+        self.connection = Connection(
+            websocket, claims.session_id, claims.user_id, claims.role,
+            services.settings.send_queue_frames,
+        )  # fmt: skip
+        self.bucket = TokenBucket(self.settings.ops_per_second, self.settings.ops_burst)
+        self.refused_in_a_row = 0
+        self.last_frame_at = time.monotonic()
+
+    @property
+    def hub(self) -> Any:
+        return self.services.hub
+
+    async def run(self) -> None:
+        services, connection = self.services, self.connection
+        assert services.hub is not None and services.presence is not None
+        log = SessionLog(services.hub.redis, connection.session_id)
+        services.metrics.inc("inkstep_ws_connections")
+        try:
+            actor = await services.actor(connection.session_id)
+            await services.hub.subscribe(connection)
+            await self._welcome_and_catch_up(actor, log)
+            await services.hub.write_inbox(connection.session_id, self._membership("join"))
+            await services.presence.add(connection)
+        except (StoreError, SessionNotFound) as exc:
+            logger.warning("join failed: %s", exc, extra={"session_id": connection.session_id})
+            services.hub.unsubscribe(connection)
+            services.metrics.inc("inkstep_ws_connections", -1)
+            with contextlib.suppress(RuntimeError):
+                await self.websocket.close(CLOSE_SERVER_ERROR, "session unavailable")
+            return
+        sender = asyncio.create_task(self._send(log))
+        try:
+            await self._receive()
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            await self._leave()
+
+    async def _send(self, log: SessionLog) -> None:
+        try:
+            await self.connection.send_loop(log)
+        except FellBehind:
+            self.services.metrics.inc("inkstep_closed_too_slow_total")
+            self.connection.request_close(4409, "fell too far behind; resume with last_seq")
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self.connection.request_close(1006)
+
+    async def _leave(self) -> None:
+        services, connection = self.services, self.connection
+        assert services.hub is not None and services.presence is not None
+        services.metrics.inc("inkstep_ws_connections", -1)
+        services.hub.unsubscribe(connection)
+        await services.presence.remove(connection)
+        services.presence.forget(connection)
+        try:
+            await services.hub.write_inbox(connection.session_id, self._membership("leave"))
+        except StoreError:
+            logger.warning("could not record a leave", extra={"session_id": connection.session_id})
+        with contextlib.suppress(RuntimeError):
+            await self.websocket.close()
+
+    def _membership(self, kind: str) -> dict[str, Any]:
+        c = self.connection
+        return {"kind": kind, "user_id": c.user_id, "role": c.role, "connection": c.id,
+                "gateway": self.services.gateway_id}  # fmt: skip
+
+    async def _welcome_and_catch_up(self, actor: Any, log: SessionLog) -> None:
+        connection, last_seq = self.connection, self.hello.last_seq
+        resume = "snapshot"
+        tail: list[str] = []
+        if last_seq is not None:
+            current = await log.last_seq()
+            first = await log.first_seq()
+            recent_enough = first != 0 and first <= last_seq + 1
+            if last_seq == current or (
+                last_seq < current and recent_enough
+                and current - last_seq <= self.settings.resume_tail_max_events
+            ):  # fmt: skip
+                resume = "tail"
+                tail = await log.events_after(last_seq)
+        snapshot: dict[str, Any] | None = None
+        if resume == "snapshot":
+            snapshot = await actor.snapshot.remote()
+        session = await self.services.session(connection.session_id)
+        step_id = snapshot["step_id"] if snapshot else session.step_id
+        welcome = {
+            "type": "welcome", "session_id": connection.session_id,
+            "user_id": connection.user_id, "role": connection.role,
+            "protocol": PROTOCOL_VERSION, "server_time": int(time.time() * 1000),
+            "resume": resume, "lesson_id": session.lesson_id, "step_id": step_id,
+        }  # fmt: skip
+        await self.websocket.send_text(json.dumps(welcome))
+        if snapshot is not None:
+            await self.websocket.send_text(json.dumps(snapshot, separators=(",", ":")))
+            connection.next_seq = snapshot["seq"] + 1
+        else:
+            assert last_seq is not None
+            for raw in tail:
+                await self.websocket.send_text(raw)
+            connection.next_seq = last_seq + 1 + len(tail)
+
+    async def _receive(self) -> None:
+        watchdog = asyncio.create_task(self._close_when_idle())
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                self.last_frame_at = time.monotonic()
+                text = message.get("text")
+                if text is None:
+                    text = (message.get("bytes") or b"").decode("utf-8", "replace")
+                await self._handle_frame(text)
+        finally:
+            watchdog.cancel()
+
+    async def _close_when_idle(self) -> None:
+        """A client that sent nothing for idle_timeout_s is closed (a watchdog, not a
+        timeout per receive, keeps the hot path free of extra tasks)."""
+        idle_s = self.settings.idle_timeout_s
+        while True:
+            await asyncio.sleep(min(idle_s / 4, 5.0))
+            if time.monotonic() - self.last_frame_at > idle_s:
+                self.connection.request_close(1000, "idle")
+                return
+
+    async def _handle_frame(self, text: str) -> None:
+        services, connection = self.services, self.connection
+        services.metrics.inc("inkstep_ws_frames_in_total")
+        try:
+            frame = parse_client_frame(text)
+            if isinstance(frame, Ping):
+                connection.send_frame({"type": "pong", "t": frame.t})
+                return
+            if isinstance(frame, Hello):
+                raise FrameError("invalid", "already joined: hello is only the first frame")
+            if isinstance(frame, PresenceMsg):
+                services.metrics.inc("inkstep_presence_total")
+                assert services.presence is not None
+                await services.presence.update(connection, frame.payload.model_dump(mode="json"))
+                return
+            if connection.role == "viewer":
+                raise FrameError("forbidden", "viewers cannot change the session",
+                                 frame.client_op_id)  # fmt: skip
+            if not self.bucket.take():
+                raise FrameError("rate_limited", "too many ops; slow down", frame.client_op_id)
+            message = {"kind": "op", "user_id": connection.user_id, "role": connection.role,
+                       "connection": connection.id, "gateway": services.gateway_id,
+                       "op": frame.model_dump(mode="json")}  # fmt: skip
+            assert services.hub is not None
+            try:
+                await services.hub.write_inbox(connection.session_id, message)
+            except StoreUnavailable:
+                raise FrameError("unavailable", "storage is unreachable; retry later",
+                                 frame.client_op_id) from None  # fmt: skip
+            services.metrics.inc("inkstep_ops_forwarded_total")
+            self.refused_in_a_row = 0
+        except FrameError as exc:
+            services.metrics.inc("inkstep_ops_refused_total")
+            connection.send_frame(exc.to_frame())
+            self.refused_in_a_row += 1
+            if self.refused_in_a_row > self.settings.abuse_refusals:
+                connection.request_close(CLOSE_RATE_ABUSE, "too many refused frames")
+        except StoreError as exc:
+            connection.send_frame({"type": "error", "code": "unavailable", "message": str(exc),
+                                   "client_op_id": None})  # fmt: skip

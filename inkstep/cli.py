@@ -1,0 +1,144 @@
+"""The `inkstep` command: serve, gateway, token, replay, lessons, bench."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from inkstep.settings import Settings
+
+BENCHES = ("fanout", "join", "scoring", "recovery", "chaos", "memory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    result: int = args.func(args)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inkstep", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run everything locally on embedded defaults")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--data-dir", type=Path, default=None)
+    serve.add_argument("--workers", type=int, default=2, help="gateway processes on one port")
+    serve.set_defaults(func=cmd_serve)
+
+    gateway = commands.add_parser("gateway", help="run a gateway against configured services")
+    gateway.add_argument("--host", default="0.0.0.0")
+    gateway.add_argument("--port", type=int, default=8765)
+    gateway.add_argument("--workers", type=int, default=1)
+    gateway.set_defaults(func=cmd_gateway)
+
+    token = commands.add_parser("token", help="print a user token signed with the local secret")
+    token.add_argument("--user", required=True)
+    token.add_argument("--plan", choices=("free", "pro"), default="free")
+    token.add_argument("--teacher", action="store_true")
+    token.add_argument("--ttl-s", type=int, default=7 * 24 * 3600)
+    token.set_defaults(func=cmd_token)
+
+    bench = commands.add_parser("bench", help="benchmarks that print figures")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    for name in BENCHES:
+        try:
+            module = importlib.import_module(f"inkstep.bench.{name}")
+        except ImportError:
+            continue
+        sub = benches.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        module.add_arguments(sub)
+        sub.set_defaults(func=module.run)
+    return parser
+
+
+def _uvicorn_run(host: str, port: int, workers: int, settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "gateway.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_interval_s * 2,
+        timeout_graceful_shutdown=5,
+        log_level="warning",
+    )
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    settings = Settings()
+    _uvicorn_run(args.host, args.port, args.workers, settings)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Embedded Redis, Postgres and Ray, then the gateway; everything stops on Ctrl+C."""
+    from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    if args.data_dir is not None:
+        os.environ["INKSTEP_DATA_DIR"] = str(args.data_dir.resolve())
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        if settings.redis_url is None:
+            redis = stack.enter_context(EmbeddedRedis(settings.data_dir / "redis"))
+            os.environ["INKSTEP_REDIS_URL"] = redis.url
+        if settings.database_url is None:
+            postgres = stack.enter_context(EmbeddedPostgres(settings.data_dir / "postgres"))
+            assert postgres.url is not None
+            os.environ["INKSTEP_DATABASE_URL"] = postgres.url
+        if settings.ray_address is None:
+            os.environ["INKSTEP_RAY_ADDRESS"] = _start_local_ray(stack, settings)
+        os.environ.setdefault("INKSTEP_LOCAL_SIGN_IN", "true")
+        settings = Settings()
+        print(f"inkstep serving on http://{args.host}:{args.port}/  (data in {settings.data_dir})")
+        _uvicorn_run(args.host, args.port, args.workers, settings)
+    return 0
+
+
+def _start_local_ray(stack: ExitStack, settings: Settings) -> str:
+    import ray
+
+    ray.init(
+        namespace=settings.ray_namespace,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
+    stack.callback(_stop_session_actors_then_ray)
+    address: str = ray.get_runtime_context().gcs_address
+    return address
+
+
+def _stop_session_actors_then_ray() -> None:
+    """Ask every live session to checkpoint before Ray goes away."""
+    import ray
+
+    from actors.shutdown import checkpoint_all_sessions
+
+    try:
+        checkpoint_all_sessions()
+    finally:
+        ray.shutdown()
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from inkstep.tokens import mint_user_token
+
+    print(mint_user_token(Settings(), args.user, args.plan, args.teacher, args.ttl_s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Redis Streams of a session: the inbox (ops in), the log (events out) and gateway replies.
+
+Keys carry the session id as a hash tag (`inkstep:{<id>}:…`) so one session's keys stay on
+one Redis Cluster shard. Log entry ids are `<seq>-0`: Redis refuses a second writer of the
+same seq, and `XRANGE` by seq needs no index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from inkstep.store.errors import StoreConflict, StoreError, StoreUnavailable
+
+
+
+def inbox_key(session_id: str) -> str:
+    return f"inkstep:{{{session_id}}}:inbox"
+
+
+def log_key(session_id: str) -> str:
+    return f"inkstep:{{{session_id}}}:log"
+
+
+def cursor_key(session_id: str) -> str:
+    """The id of the last inbox entry the session actor has fully handled."""
+    return f"inkstep:{{{session_id}}}:cursor"
+
+
+def meta_key(session_id: str) -> str:
+    return f"inkstep:{{{session_id}}}:meta"
+
+
+def replies_key(gateway_id: str) -> str:
+    return f"inkstep:gw:{gateway_id}:replies"
+
+
+def seq_of(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+def connect(url: str) -> aioredis.Redis:
+    """An asyncio Redis client that fails fast when the server is unreachable."""
+    return aioredis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=15
+    )
+
+
+async def guarded(call: Awaitable[Any]) -> Any:
+    """Await a Redis call, turning library errors into the store's own."""
+    try:
+        return await call
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
+    except ResponseError as exc:
+        if "equal or smaller" in str(exc):
+            raise StoreConflict(f"log entry already written: {exc}") from exc
+        raise StoreError(f"redis refused the command: {exc}") from exc
+    except RedisError as exc:
+        raise StoreError(f"redis error: {exc}") from exc
+
+
+@asynccontextmanager
+async def redis_client(url: str) -> AsyncIterator[aioredis.Redis]:
+    client = connect(url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+class SessionLog:
+    """Reads of one session's log: tails, ranges and its bounds."""
+
+    def __init__(self, client: aioredis.Redis, session_id: str) -> None:
+        self.client = client
+        self.key = log_key(session_id)
+
+    async def last_seq(self) -> int:
+        entries = await guarded(self.client.xrevrange(self.key, count=1))
+        return seq_of(entries[0][0]) if entries else 0
+
+    async def first_seq(self) -> int:
+        """The oldest seq still in the stream (0 when empty)."""
+        entries = await guarded(self.client.xrange(self.key, count=1))
+        return seq_of(entries[0][0]) if entries else 0
+
+    async def events_after(self, seq: int, upto: int | None = None) -> list[str]:
+        """Raw event JSON with `seq` < event seq <= `upto`, in order."""
+        end = f"{upto}-0" if upto is not None else "+"
+        entries = await guarded(self.client.xrange(self.key, f"({seq}-0", end))
+        return [fields[b"e"].decode() for _, fields in entries]
+
+
+def encode_message(message: dict[str, Any]) -> dict[str, str]:
+    return {"m": json.dumps(message, separators=(",", ":"))}
+
+
+def decode_message(fields: dict[bytes, bytes]) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(fields[b"m"])
+    return value
+
+
+ReplyHandler = Callable[[dict[str, Any]], None]

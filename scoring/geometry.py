@@ -1,0 +1,180 @@
+"""Strokes and reference shapes as point samples about one pixel apart."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from inkstep.lessons import CircleShape, EllipseShape, LineShape, PolylineShape
+
+Shape = LineShape | PolylineShape | CircleShape | EllipseShape
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Ink:
+    """One stroke: raw samples (x, y, pressure, t_ms) and the path resampled by arc length."""
+
+    raw: Array  # (n, 4)
+    path: Array  # (m, 2), consecutive points `step` px apart
+    length_px: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A straight piece of a reference (a line, or one edge of a polyline)."""
+
+    start: Array
+    end: Array
+
+
+def resample_path(xy: Array, step_px: float) -> Array:
+    """Points every `step_px` along the polyline `xy` (endpoints kept, repeats dropped)."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    if len(xy) == 0:
+        return xy
+    seg = np.hypot(*np.diff(xy, axis=0).T)
+    keep = np.concatenate(([True], seg > 1e-9))
+    xy, seg = xy[keep], seg[seg > 1e-9]
+    if len(xy) == 1:
+        return xy.copy()
+    s = np.concatenate(([0.0], np.cumsum(seg)))
+    n = max(2, math.ceil(s[-1] / step_px) + 1)
+    at = np.linspace(0.0, s[-1], n)
+    return np.column_stack((np.interp(at, s, xy[:, 0]), np.interp(at, s, xy[:, 1])))
+
+
+def path_length(xy: Array) -> float:
+    """Length of a polyline in px."""
+    return float(np.hypot(*np.diff(xy, axis=0).T).sum()) if len(xy) > 1 else 0.0
+
+
+def ellipse_outline(shape: EllipseShape | CircleShape, n: int = 720) -> Array:
+    """A closed outline of a circle or an ellipse (first point repeated at the end)."""
+    t = np.linspace(0.0, 2 * math.pi, n + 1)
+    if isinstance(shape, CircleShape):
+        rx = ry = shape.r
+        angle = 0.0
+    else:
+        rx, ry, angle = shape.rx, shape.ry, math.radians(shape.angle_deg)
+    x, y = rx * np.cos(t), ry * np.sin(t)
+    c, s = math.cos(angle), math.sin(angle)
+    return np.column_stack((shape.cx + c * x - s * y, shape.cy + s * x + c * y))
+
+
+def segments(shape: Shape) -> list[Segment]:
+    """The straight pieces of a line or polyline (none for curves)."""
+    if isinstance(shape, LineShape):
+        return [Segment(np.array([shape.x1, shape.y1]), np.array([shape.x2, shape.y2]))]
+    if isinstance(shape, PolylineShape):
+        pts = [np.array(p, dtype=np.float64) for p in shape.points]
+        if shape.closed:
+            pts.append(pts[0])
+        return [Segment(a, b) for a, b in zip(pts, pts[1:], strict=False) if np.any(a != b)]
+    return []
+
+
+def shape_samples(shape: Shape, step_px: float) -> Array:
+    """The reference shape as points `step_px` apart along its outline."""
+    if isinstance(shape, CircleShape | EllipseShape):
+        n = 720 if isinstance(shape, CircleShape) else 1440
+        # Drop the repeated closing point so a closed outline is not sampled twice there.
+        return resample_path(ellipse_outline(shape, n), step_px)[:-1]
+    parts = [resample_path(np.vstack((s.start, s.end)), step_px) for s in segments(shape)]
+    if not parts:  # a polyline whose points all coincide
+        return np.asarray([shape.points[0]], dtype=np.float64) if isinstance(
+            shape, PolylineShape
+        ) else np.empty((0, 2))
+    return np.vstack(parts)
+
+
+def shape_size(shape: Shape) -> float:
+    """A characteristic size in px: radius, mean radius, or length."""
+    if isinstance(shape, CircleShape):
+        return float(shape.r)
+    if isinstance(shape, EllipseShape):
+        return math.sqrt(shape.rx * shape.ry)
+    return sum(float(np.hypot(*(s.end - s.start))) for s in segments(shape))
+
+
+def live_strokes(strokes: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The strokes that count: not deleted (undone), not eraser, with at least one point."""
+    return [
+        s
+        for s in strokes
+        if not s.get("deleted", False)
+        and (s.get("style") or {}).get("tool", "pen") != "eraser"
+        and s.get("points")
+    ]
+
+
+def ink_from_strokes(strokes: Iterable[Mapping[str, Any]], step_px: float) -> list[Ink]:
+    """Turn session stroke dicts into resampled ink, skipping deleted and eraser strokes."""
+    inks = []
+    for stroke in live_strokes(strokes):
+        raw = np.zeros((len(stroke["points"]), 4))
+        for i, point in enumerate(stroke["points"]):
+            # Older clients may send [x, y] only: pressure then reads as constant, time as 0.
+            values = list(point)[:4]
+            raw[i, : len(values)] = values
+        path = resample_path(raw[:, :2], step_px)
+        inks.append(Ink(raw=raw, path=path, length_px=path_length(path)))
+    return inks
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece the ink is matched against: a whole circle/ellipse, or one straight segment."""
+
+    shape_index: int
+    shape: Shape
+    segment: Segment | None
+    length_px: float
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A step's reference shapes sampled ~1 px apart, each sample labelled with its part."""
+
+    shapes: tuple[Shape, ...]
+    parts: tuple[Part, ...]
+    samples: Array
+    part_of_sample: NDArray[np.int64]
+
+    @property
+    def shape_of_sample(self) -> NDArray[np.int64]:
+        """For each sample, the index of the lesson shape it belongs to."""
+        index = np.array([p.shape_index for p in self.parts], dtype=np.int64)
+        return index[self.part_of_sample]
+
+    @property
+    def length_px(self) -> float:
+        """Total outline length of the reference."""
+        return sum(p.length_px for p in self.parts)
+
+
+def build_reference(shapes: Sequence[Shape], step_px: float) -> Reference:
+    """Sample every shape of a step and split lines/polylines into their segments."""
+    parts: list[Part] = []
+    samples: list[Array] = []
+    for i, shape in enumerate(shapes):
+        if isinstance(shape, CircleShape | EllipseShape):
+            pts = shape_samples(shape, step_px)
+            parts.append(Part(i, shape, None, path_length(pts) + step_px))
+            samples.append(pts)
+            continue
+        segs = segments(shape)
+        if not segs:  # degenerate polyline: a single point still has to be drawn
+            parts.append(Part(i, shape, None, 0.0))
+            samples.append(shape_samples(shape, step_px))
+        for seg in segs:
+            pts = resample_path(np.vstack((seg.start, seg.end)), step_px)
+            parts.append(Part(i, shape, seg, float(np.hypot(*(seg.end - seg.start)))))
+            samples.append(pts)
+    labels = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(samples)])
+    return Reference(tuple(shapes), tuple(parts), np.vstack(samples), labels)
