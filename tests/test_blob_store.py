@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,22 @@ def test_file_store_leaves_no_temp_files(tmp_path: Path) -> None:
         store.put("x/y", str(i).encode())
     assert [p.name for p in (tmp_path / "x").iterdir()] == ["y"]
     assert store.get("x/y") == b"4"
+
+
+def test_readers_never_see_a_partial_write(store: BlobStore) -> None:
+    values = [bytes([i]) * 300_000 for i in range(1, 30)]
+    store.put("hot", values[0])
+
+    def write_all() -> None:
+        for value in values[1:]:
+            store.put("hot", value)
+
+    with ThreadPoolExecutor(1) as pool:
+        writing = pool.submit(write_all)
+        while not writing.done():
+            assert store.get("hot") in values
+        writing.result()
+    assert store.get("hot") == values[-1]
 
 
 def test_file_store_io_error_is_store_unavailable(tmp_path: Path) -> None:

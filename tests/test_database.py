@@ -8,14 +8,16 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
-from inkstep.embedded import free_port
+from inkstep.embedded import EmbeddedPostgres, free_port
 from inkstep.lessons import Lesson, parse_lesson
 from inkstep.store.database import Database, SessionRow, async_database_url
 from inkstep.store.errors import StoreConflict, StoreError, StoreUnavailable
@@ -101,14 +103,51 @@ async def test_ping_through_the_given_url(db: Database) -> None:
     ],
 )
 async def test_unreachable_postgres_is_store_unavailable(url: str) -> None:
-    database = Database(url.format(port=free_port()), connect_timeout_s=2)
-    try:
+    async with Database(url.format(port=free_port()), connect_timeout_s=2) as database:
         with pytest.raises(StoreUnavailable, match="Postgres unavailable while trying to ping"):
             await database.ping()
         with pytest.raises(StoreUnavailable):
             await database.user_plan("anyone")
+
+
+async def test_postgres_restart_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    # Its own server: stopping the shared one would break every other test.
+    server = EmbeddedPostgres(tmp_path / "pg").start()
+    assert server.url is not None
+    database = Database(server.url, connect_timeout_s=2)
+    try:
+        await database.migrate()
+        await database.upsert_user("u", "pro")
+        server.stop()
+        with pytest.raises(StoreUnavailable):
+            await database.user_plan("u")
+        server.start()
+        # The pool notices its dead connections and reconnects; the data is still there.
+        assert await database.user_plan("u") == "pro"
     finally:
         await database.close()
+        server.stop()
+
+
+async def test_killed_connections_are_replaced(db: Database) -> None:
+    await db.ping()
+    async with db.engine.connect() as conn:
+        mine = await conn.scalar(text("SELECT pg_backend_pid()"))
+    admin = create_async_engine(db.url, poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid = :pid"
+                ),
+                {"pid": mine},
+            )
+        assert killed == 1
+    finally:
+        await admin.dispose()
+    user = new_id("user")
+    await db.upsert_user(user, "free")
+    assert await db.user_plan(user) == "free"
 
 
 async def test_refused_statement_is_store_error_not_unavailable(db: Database) -> None:
