@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -19,7 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from inkstep.embedded import EmbeddedPostgres, free_port
 from inkstep.lessons import Lesson, parse_lesson
-from inkstep.store.database import Database, SessionRow, async_database_url
+from inkstep.store.database import Database, SessionRow, alembic_config, async_database_url
 from inkstep.store.errors import StoreConflict, StoreError, StoreUnavailable
 
 
@@ -173,6 +174,14 @@ async def test_migrate_again_is_a_no_op(db: Database) -> None:
     assert {"users", "subscriptions", "lessons", "sessions", "participants", "results"} < after
     assert "replays" in after
     assert version == ["0001"]
+
+
+def test_table_definitions_match_the_migrations(database_url: str) -> None:
+    """The tables the code queries are exactly what the migrations build (alembic check)."""
+    config = alembic_config()
+    config.set_main_option("sqlalchemy.url", database_url)
+    command.upgrade(config, "head")
+    command.check(config)  # raises when autogenerate would write a new migration
 
 
 MIGRATE_SCRIPT = """

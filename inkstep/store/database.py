@@ -202,14 +202,15 @@ def _wrapped(what: str) -> Iterator[None]:
         raise StoreError(f"Postgres failed to {what}: {exc}") from exc
 
 
-def _alembic_config() -> Config:
+def alembic_config() -> Config:
+    """An Alembic config for our migrations, built in code (no alembic.ini needed)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def _upgrade_head(connection: Connection) -> None:
-    config = _alembic_config()
+    config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
