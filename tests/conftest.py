@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def database_url(data_root: Path) -> Iterator[str]:
     if url := os.environ.get("INKSTEP_DATABASE_URL"):
         yield url
         return
-    with EmbeddedPostgres(data_root / "postgres") as server:
+    # Outside pytest's private tmp dir: the server runs as its own system user.
+    folder = Path(tempfile.mkdtemp(prefix="inkstep-pg-"))
+    folder.chmod(0o755)
+    with EmbeddedPostgres(folder / "data") as server:
         assert server.url is not None
         yield server.url
 
