@@ -197,31 +197,42 @@ asyncio.run(main())
 """
 
 
-async def test_processes_migrating_a_new_database_at_once(database_url: str) -> None:
-    name = f"inkstep_mig_{uuid.uuid4().hex[:10]}"
+@pytest_asyncio.fixture(loop_scope="session")
+async def empty_database_url(database_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the same server, dropped afterwards."""
+    name = f"inkstep_tmp_{uuid.uuid4().hex[:10]}"
     admin = create_async_engine(async_database_url(database_url), isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-        processes = [
-            await asyncio.create_subprocess_exec(
-                sys.executable, "-c", MIGRATE_SCRIPT, url, stderr=subprocess.PIPE
-            )
-            for _ in range(4)
-        ]
-        errors = [(await p.communicate())[1].decode() for p in processes]
-        assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
-        migrated = Database(url)
-        try:
-            await migrated.upsert_user("u", "free")
-            assert await migrated.user_plan("u") == "free"
-        finally:
-            await migrated.close()
+        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
     finally:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+async def test_processes_migrating_a_new_database_at_once(empty_database_url: str) -> None:
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", MIGRATE_SCRIPT, empty_database_url, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    errors = [(await p.communicate())[1].decode() for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
+    async with Database(empty_database_url) as migrated:
+        await migrated.upsert_user("u", "free")
+        assert await migrated.user_plan("u") == "free"
+
+
+async def test_database_from_a_newer_version_is_refused(empty_database_url: str) -> None:
+    async with Database(empty_database_url) as database:
+        await database.migrate()
+        async with database.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(StoreError, match=r"cannot migrate the database schema.*9999"):
+            await database.migrate()
 
 
 # --- users and plans ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -252,11 +253,15 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration; concurrent callers take turns."""
-        async with self._tx("migrate the schema") as conn:
-            # A transaction-scoped lock: released by the commit that also makes the
-            # schema visible, so the next process in line finds it at head and does nothing.
-            await conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_ID)))
-            await conn.run_sync(_upgrade_head)
+        try:
+            async with self._tx("migrate the schema") as conn:
+                # A transaction-scoped lock: released by the commit that also makes the
+                # schema visible, so the next process in line finds it at head and does nothing.
+                await conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_ID)))
+                await conn.run_sync(_upgrade_head)
+        except CommandError as exc:
+            # Typically a database already migrated by a newer inkstep than this one.
+            raise StoreError(f"cannot migrate the database schema: {exc}") from exc
         logger.info("database schema at head")
 
     async def close(self) -> None:
