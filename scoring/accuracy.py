@@ -30,7 +30,7 @@ def match(reference: Reference, ink: Array) -> Matching:
     if len(ink) == 0:
         inf = np.full(len(reference.samples), np.inf)
         return Matching(np.empty(0), np.empty(0, dtype=np.int64), inf)
-    d_ink, idx = cKDTree(reference.samples).query(ink)
+    d_ink, idx = reference.tree.query(ink)
     d_ref, _ = cKDTree(ink).query(reference.samples)
     return Matching(d_ink, reference.part_of_sample[idx], d_ref)
 
@@ -137,19 +137,27 @@ def map_ssim(
     grid = map_grid(reference, ink, tau_px, canvas, params)
     ref_map = distance_map(grid, reference, tau_px)
     ink_map = distance_map(grid, ink, tau_px)
-    return float(structural_similarity(ref_map, ink_map, data_range=1.0))
+    ssim = structural_similarity(ref_map, ink_map, data_range=1.0)  # type: ignore[no-untyped-call]
+    return float(ssim)
 
 
-def robust_hausdorff_px(reference: Array, ink: Array) -> float | None:
-    """Modified (Dubuisson-Jain) Hausdorff distance on 1 px rasters; None without ink."""
+def robust_hausdorff_px(reference: Array, ink: Array, cell_px: float) -> float | None:
+    """Modified (Dubuisson-Jain) Hausdorff distance on rasters of `cell_px`; None without ink.
+
+    A 2 px raster keeps the error under 1 px at a quarter of the cost of a 1 px one.
+    """
     if len(ink) == 0:
         return None
-    lo = np.floor(np.minimum(reference.min(axis=0), ink.min(axis=0)))
-    size = np.ceil(np.maximum(reference.max(axis=0), ink.max(axis=0)) - lo).astype(int) + 1
+    lo = np.minimum(reference.min(axis=0), ink.min(axis=0))
+    size = np.floor((np.maximum(reference.max(axis=0), ink.max(axis=0)) - lo) / cell_px)
+    cols, rows = size.astype(np.int64) + 1
     images = []
     for pts in (reference, ink):
-        img = np.zeros((size[1], size[0]), dtype=bool)
-        ij = np.rint(pts - lo).astype(np.int64)
+        img = np.zeros((rows, cols), dtype=bool)
+        ij = np.floor((pts - lo) / cell_px).astype(np.int64)
         img[ij[:, 1], ij[:, 0]] = True
         images.append(img)
-    return float(hausdorff_distance(images[0], images[1], method="modified"))
+    distance = hausdorff_distance(  # type: ignore[no-untyped-call]
+        images[0], images[1], method="modified"
+    )
+    return cell_px * float(distance)

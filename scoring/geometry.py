@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.spatial import cKDTree
 
 from inkstep.lessons import CircleShape, EllipseShape, LineShape, PolylineShape
 
@@ -75,7 +77,7 @@ def segments(shape: Shape) -> list[Segment]:
         pts = [np.array(p, dtype=np.float64) for p in shape.points]
         if shape.closed:
             pts.append(pts[0])
-        return [Segment(a, b) for a, b in zip(pts, pts[1:], strict=False) if np.any(a != b)]
+        return [Segment(a, b) for a, b in pairwise(pts) if np.any(a != b)]
     return []
 
 
@@ -113,15 +115,26 @@ def live_strokes(strokes: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]
     ]
 
 
+def _raw_points(points: Sequence[Sequence[float]]) -> Array:
+    """(n, 4) samples; rows with fewer values (older clients send [x, y]) are zero-filled."""
+    try:
+        raw = np.asarray(points, dtype=np.float64)
+    except ValueError:  # ragged rows
+        raw = np.empty((0, 0))
+    if raw.ndim == 2 and raw.shape[1] >= 4:
+        return raw[:, :4]
+    out = np.zeros((len(points), 4))
+    for i, point in enumerate(points):
+        values = list(point)[:4]
+        out[i, : len(values)] = values
+    return out
+
+
 def ink_from_strokes(strokes: Iterable[Mapping[str, Any]], step_px: float) -> list[Ink]:
     """Turn session stroke dicts into resampled ink, skipping deleted and eraser strokes."""
     inks = []
     for stroke in live_strokes(strokes):
-        raw = np.zeros((len(stroke["points"]), 4))
-        for i, point in enumerate(stroke["points"]):
-            # Older clients may send [x, y] only: pressure then reads as constant, time as 0.
-            values = list(point)[:4]
-            raw[i, : len(values)] = values
+        raw = _raw_points(stroke["points"])
         path = resample_path(raw[:, :2], step_px)
         inks.append(Ink(raw=raw, path=path, length_px=path_length(path)))
     return inks
@@ -145,6 +158,7 @@ class Reference:
     parts: tuple[Part, ...]
     samples: Array
     part_of_sample: NDArray[np.int64]
+    tree: cKDTree
 
     @property
     def shape_of_sample(self) -> NDArray[np.int64]:
@@ -159,7 +173,23 @@ class Reference:
 
 
 def build_reference(shapes: Sequence[Shape], step_px: float) -> Reference:
-    """Sample every shape of a step and split lines/polylines into their segments."""
+    """Sample every shape of a step and split lines/polylines into their segments (cached)."""
+    # Workers score the same lesson steps over and over, so sampling and the k-d tree are
+    # kept; the key is the shapes' JSON because lesson shapes hold lists (not hashable).
+    key = (tuple(shape.model_dump_json() for shape in shapes), step_px)
+    reference = _REFERENCES.get(key)
+    if reference is None:
+        if len(_REFERENCES) >= _MAX_CACHED_REFERENCES:
+            _REFERENCES.clear()
+        reference = _REFERENCES[key] = _sample_reference(tuple(shapes), step_px)
+    return reference
+
+
+_MAX_CACHED_REFERENCES = 256
+_REFERENCES: dict[tuple[tuple[str, ...], float], Reference] = {}
+
+
+def _sample_reference(shapes: tuple[Shape, ...], step_px: float) -> Reference:
     parts: list[Part] = []
     samples: list[Array] = []
     for i, shape in enumerate(shapes):
@@ -177,4 +207,5 @@ def build_reference(shapes: Sequence[Shape], step_px: float) -> Reference:
             parts.append(Part(i, shape, seg, float(np.hypot(*(seg.end - seg.start)))))
             samples.append(pts)
     labels = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(samples)])
-    return Reference(tuple(shapes), tuple(parts), np.vstack(samples), labels)
+    points = np.vstack(samples)
+    return Reference(shapes, tuple(parts), points, labels, cKDTree(points))

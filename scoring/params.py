@@ -63,7 +63,7 @@ def _default_bands() -> dict[str, Band]:
     # Units: wobble/jitter in px, speed_variation a coefficient of variation, hesitation in
     # pauses per stroke, corrections in strokes, overdraw a fraction of ink, pressure a CV.
     return {
-        "wobble": Band(good=0.6, bad=4.0),
+        "wobble": Band(good=0.6, bad=3.0),
         "jitter": Band(good=0.35, bad=2.0),
         "speed_variation": Band(good=0.55, bad=1.3),
         "hesitation": Band(good=0.0, bad=2.0),
@@ -98,9 +98,13 @@ class ScoringParams(BaseModel):
     map_cell_px: float = Field(default=4.0, ge=1.0, le=32.0)
     map_max_cells: int = Field(default=160, ge=16, le=2048)
     map_margin_tau: NonNegative = 3.0
+    hausdorff_cell_px: float = Field(default=2.0, ge=0.5, le=16.0)
     # Quality.
     jitter_window_px: int = Field(default=15, ge=5)
-    wobble_window_px: int = Field(default=61, ge=7)
+    # The wobble window is capped at a share of the stroke: on small, tight shapes (an eye)
+    # a long window would read the shape's own curvature as wobble.
+    wobble_window_px: int = Field(default=91, ge=7)
+    wobble_window_share: float = Field(default=0.25, gt=0, le=1)
     wobble_trim_fraction: float = Field(default=0.1, ge=0, lt=0.5)
     speed_window_ms: Positive = 50.0
     hesitation_speed_px_s: Positive = 40.0
@@ -152,7 +156,8 @@ class ScoringParams(BaseModel):
                 )
         bands = {k: b.model_dump() for k, b in self.quality_bands.items()}
         for key, value in (step.quality_thresholds or {}).items():
-            feature, bound = (key[: -len("_good")], "good") if key.endswith("_good") else (key, "bad")
+            good = key.endswith("_good")
+            feature, bound = (key.removesuffix("_good"), "good") if good else (key, "bad")
             if feature not in QUALITY_FEATURES:
                 raise ParamsError(
                     f"step {step.id!r}: quality_thresholds.{key}: unknown feature; "

@@ -27,7 +27,8 @@ class QualityResult:
 
 
 def _odd_at_most(window: int, n: int) -> int:
-    return min(window, n if n % 2 else n - 1)
+    w = min(window, n)
+    return w if w % 2 else w - 1
 
 
 @lru_cache(maxsize=32)
@@ -65,7 +66,7 @@ def wobble_jitter_px(path: Array, params: ScoringParams) -> tuple[float, float] 
         return None
     light = savgol_path(path, jitter_w, 2)
     jitter = float(np.sqrt(np.mean(np.sum((path - light) ** 2, axis=1))))
-    wobble_w = _odd_at_most(params.wobble_window_px, n)
+    wobble_w = _odd_at_most(min(params.wobble_window_px, int(n * params.wobble_window_share)), n)
     if wobble_w <= jitter_w:
         return 0.0, jitter
     heavy = savgol_path(path, wobble_w, 3)
@@ -89,7 +90,7 @@ def speed_profile(raw: Array, params: ScoringParams) -> Array | None:
 
 
 def speed_variation(speed: Array) -> float | None:
-    """Coefficient of variation of speed, ignoring the natural speed-up and slow-down at the ends."""
+    """Coefficient of variation of speed, leaving out the natural speed-up and slow-down."""
     n = len(speed)
     middle = speed[n // 10 : n - n // 10] if n >= 10 else speed
     mean = float(middle.mean())

@@ -14,7 +14,7 @@ from scoring.accuracy import accuracy_terms, map_ssim, match, robust_hausdorff_p
 from scoring.geometry import build_reference, ink_from_strokes
 from scoring.params import ScoringParams
 from scoring.quality import quality_of
-from scoring.shape_gate import PartFit, fit_part
+from scoring.shape_gate import fit_part
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def score_step(
         "f1": terms.f,
         "shape_factor": gate_factor,
         "coverage": min(terms.coverage_by_shape),
-        "hausdorff_px": robust_hausdorff_px(reference.samples, ink),
+        "hausdorff_px": robust_hausdorff_px(reference.samples, ink, params.hausdorff_cell_px),
         "ssim": map_ssim(reference.samples, ink, tau, canvas, params),
         "shapes": shapes,
         "strokes": len(inks),

@@ -48,7 +48,7 @@ def _angle_error_deg(a_rad: float, b_rad: float) -> float:
 
 def _fit_circle(ink: Array, ref: CircleShape) -> tuple[Array | None, dict[str, Any]]:
     shift = ink.mean(axis=0)
-    model = CircleModel.from_estimate(ink - shift)
+    model = CircleModel.from_estimate(ink - shift)  # type: ignore[no-untyped-call]
     if not model:
         return None, {}
     cx, cy = np.asarray(model.center) + shift
@@ -61,7 +61,7 @@ def _fit_circle(ink: Array, ref: CircleShape) -> tuple[Array | None, dict[str, A
 
 def _fit_ellipse(ink: Array, ref: EllipseShape) -> tuple[Array | None, dict[str, Any]]:
     shift = ink.mean(axis=0)
-    model = EllipseModel.from_estimate(ink - shift)
+    model = EllipseModel.from_estimate(ink - shift)  # type: ignore[no-untyped-call]
     if not model:
         return None, {}
     (cx, cy), (a, b), theta = np.asarray(model.center) + shift, model.axis_lengths, model.theta
@@ -91,7 +91,7 @@ def _fit_ellipse(ink: Array, ref: EllipseShape) -> tuple[Array | None, dict[str,
 def _fit_segment(ink: Array, seg: Segment) -> tuple[Array | None, dict[str, Any]]:
     if len(np.unique(np.round(ink), axis=0)) < 2:
         return None, {}
-    model = LineModelND.from_estimate(ink)
+    model = LineModelND.from_estimate(ink)  # type: ignore[no-untyped-call]
     if not model:
         return None, {}
     direction = seg.end - seg.start

@@ -27,7 +27,7 @@ class Drawing:
     scale: float = 1.0
     partial: float = 1.0  # share of each shape drawn
     wobble_px: float = 0.0  # amplitude of a slow sideways wave
-    wobble_wavelength_px: float = 30.0
+    wobble_wavelength_px: float = 40.0
     jitter_px: float = 0.0  # sd of per-sample hand tremor
     rate_hz: float = 120.0
     speed_px_s: float = 450.0
@@ -41,7 +41,7 @@ class Drawing:
 
 
 def _transform(path: Array, centre: Array, d: Drawing) -> Array:
-    return (path - centre) * d.scale + centre + np.asarray(d.shift)
+    return np.asarray((path - centre) * d.scale + centre + np.asarray(d.shift), dtype=np.float64)
 
 
 def _shape_paths(shape: Shape, wrong: bool) -> tuple[list[Array], Array]:
@@ -124,8 +124,11 @@ def stroke(
     }
 
 
+PERFECT = Drawing()
+
+
 def draw_shapes(
-    shapes: Sequence[Shape], drawing: Drawing = Drawing(), step_id: str = "s1"
+    shapes: Sequence[Shape], drawing: Drawing = PERFECT, step_id: str = "s1"
 ) -> list[dict[str, Any]]:
     """Strokes drawing the shapes with the drawing's faults."""
     rng = np.random.default_rng(drawing.seed)
@@ -148,7 +151,7 @@ def draw_shapes(
     return out
 
 
-def draw_step(step: Step, drawing: Drawing = Drawing()) -> list[dict[str, Any]]:
+def draw_step(step: Step, drawing: Drawing = PERFECT) -> list[dict[str, Any]]:
     """Strokes drawing a lesson step's reference with the drawing's faults."""
     return draw_shapes(step.reference, drawing, step.id)
 
