@@ -66,9 +66,11 @@ def accuracy_terms(
 ) -> AccuracyTerms:
     """Precision (ink near the reference), recall (reference near ink), and their F."""
     ref_credit = credit(matching.ref_to_ink_px, tau_px, params)
-    precision = float(credit(matching.ink_to_ref_px, tau_px, params).mean()) if len(
-        matching.ink_to_ref_px
-    ) else 0.0
+    precision = (
+        float(credit(matching.ink_to_ref_px, tau_px, params).mean())
+        if len(matching.ink_to_ref_px)
+        else 0.0
+    )
     recall = float(ref_credit.mean())
     covered = matching.ref_to_ink_px <= params.full_credit_tau * tau_px
     by_shape = reference.shape_of_sample

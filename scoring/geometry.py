@@ -89,9 +89,11 @@ def shape_samples(shape: Shape, step_px: float) -> Array:
         return resample_path(ellipse_outline(shape, n), step_px)[:-1]
     parts = [resample_path(np.vstack((s.start, s.end)), step_px) for s in segments(shape)]
     if not parts:  # a polyline whose points all coincide
-        return np.asarray([shape.points[0]], dtype=np.float64) if isinstance(
-            shape, PolylineShape
-        ) else np.empty((0, 2))
+        return (
+            np.asarray([shape.points[0]], dtype=np.float64)
+            if isinstance(shape, PolylineShape)
+            else np.empty((0, 2))
+        )
     return np.vstack(parts)
 
 

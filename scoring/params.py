@@ -122,8 +122,10 @@ class ScoringParams(BaseModel):
                 f"zero_credit_tau ({self.zero_credit_tau}) must be greater than "
                 f"full_credit_tau ({self.full_credit_tau})"
             )
-        for name, table in (("quality_weights", self.quality_weights),
-                            ("quality_bands", self.quality_bands)):
+        for name, table in (
+            ("quality_weights", self.quality_weights),
+            ("quality_bands", self.quality_bands),
+        ):
             unknown = sorted(set(table) - set(QUALITY_FEATURES))
             if unknown:
                 raise ValueError(f"{name}: unknown features {unknown}; known: {QUALITY_FEATURES}")

@@ -194,9 +194,7 @@ def feature_values(
     }
 
 
-def quality_of(
-    inks: Sequence[Ink], parts: Sequence[Part], params: ScoringParams
-) -> QualityResult:
+def quality_of(inks: Sequence[Ink], parts: Sequence[Part], params: ScoringParams) -> QualityResult:
     """Quality 0-100: the weighted mean of the applicable features' sub-scores."""
     if not inks:
         none: dict[str, float | None] = dict.fromkeys(QUALITY_FEATURES)

@@ -102,7 +102,8 @@ def _timed_samples(path: Array, d: Drawing, t0_ms: float, rng: np.random.Generat
     if d.jitter_px > 0:
         xy = xy + rng.normal(0.0, d.jitter_px, xy.shape)
     if d.pen:
-        pressure = np.clip(0.55 + 0.05 * np.sin(np.linspace(0, math.pi, len(t))), 0, 1)
+        # A pen presses harder mid-stroke and tapers at both ends.
+        pressure = np.clip(0.35 + 0.3 * np.sin(np.linspace(0, math.pi, len(t))), 0, 1)
     else:
         pressure = np.full(len(t), MOUSE_PRESSURE)
     return np.column_stack((xy, pressure, t + t0_ms))
@@ -166,14 +167,20 @@ def example_step(kind: str, tolerance_px: float = 8.0) -> Step:
     shapes: dict[str, Any] = {
         "line": {"kind": "line", "x1": 150, "y1": 320, "x2": 650, "y2": 260},
         "circle": {"kind": "circle", "cx": 400, "cy": 300, "r": 150},
-        "ellipse": {"kind": "ellipse", "cx": 400, "cy": 300, "rx": 220, "ry": 110,
-                    "angle_deg": 20},
-        "polyline": {"kind": "polyline", "closed": True,
-                     "points": [[250, 200], [550, 180], [580, 420], [230, 400]]},
+        "ellipse": {"kind": "ellipse", "cx": 400, "cy": 300, "rx": 220, "ry": 110, "angle_deg": 20},
+        "polyline": {
+            "kind": "polyline",
+            "closed": True,
+            "points": [[250, 200], [550, 180], [580, 420], [230, 400]],
+        },
     }
-    return Step.model_validate({
-        "id": f"{kind}-step", "title": f"A {kind}", "instruction": f"Trace the {kind}.",
-        "reference": [shapes[kind]], "tolerance_px": tolerance_px,
-        "pass": {"accuracy": 70, "quality": 0},
-    })
-
+    return Step.model_validate(
+        {
+            "id": f"{kind}-step",
+            "title": f"A {kind}",
+            "instruction": f"Trace the {kind}.",
+            "reference": [shapes[kind]],
+            "tolerance_px": tolerance_px,
+            "pass": {"accuracy": 70, "quality": 0},
+        }
+    )

@@ -48,9 +48,10 @@ def test_shift_of_two_to_three_tau_scores_clearly_lower_and_fails(kind: str) -> 
         shifted = score(kind, Drawing(shift=(0.0, factor * TAU)))
         assert shifted.accuracy <= perfect.accuracy - 15, factor
         assert not shifted.passed, factor
-    assert score(kind, Drawing(shift=(0.0, 3.0 * TAU))).accuracy < score(
-        kind, Drawing(shift=(0.0, 2.0 * TAU))
-    ).accuracy
+    assert (
+        score(kind, Drawing(shift=(0.0, 3.0 * TAU))).accuracy
+        < score(kind, Drawing(shift=(0.0, 2.0 * TAU))).accuracy
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -101,9 +102,10 @@ def test_deleted_and_eraser_strokes_are_ignored() -> None:
     stray: list[dict[str, Any]] = draw_step(step, Drawing(shift=(0.0, 60.0)))
     erased = [{**s, "style": {**s["style"], "tool": "eraser"}} for s in stray]
     undone = [{**s, "deleted": True} for s in stray]
-    assert score_step(step, CANVAS, good + erased + undone).to_payload() == score_step(
-        step, CANVAS, good
-    ).to_payload()
+    assert (
+        score_step(step, CANVAS, good + erased + undone).to_payload()
+        == score_step(step, CANVAS, good).to_payload()
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)

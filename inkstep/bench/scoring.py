@@ -31,10 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _bench_step(lesson: Lesson) -> Step:
     """Every construction shape of a lesson in one step: a busy step worth 20 strokes."""
     shapes = [shape.model_dump() for step in lesson.steps for shape in step.reference]
-    return Step.model_validate({
-        "id": "bench", "title": "All shapes", "instruction": "", "reference": shapes,
-        "tolerance_px": 8, "pass": {"accuracy": 70, "quality": 0},
-    })
+    return Step.model_validate(
+        {
+            "id": "bench",
+            "title": "All shapes",
+            "instruction": "",
+            "reference": shapes,
+            "tolerance_px": 8,
+            "pass": {"accuracy": 70, "quality": 0},
+        }
+    )
 
 
 def _strokes(step: Step, count: int, seed: int) -> list[dict[str, Any]]:
@@ -135,4 +141,3 @@ def run(args: argparse.Namespace) -> int:
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
     return 0
-
