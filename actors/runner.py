@@ -177,7 +177,7 @@ class SessionRunner:
         for event in events:
             pipe.xadd(log_key(self.session_id), {"e": dumps(event)}, id=f"{event['seq']}-0")
         for gateway, frame in replies:
-            pipe.xadd(replies_key(gateway), {"m": dumps(frame)}, maxlen=10_000, approximate=True)
+            pipe.xadd(replies_key(gateway), encode_message(frame), maxlen=10_000, approximate=True)
         pipe.set(cursor_key(self.session_id), last_id)
         await guarded(pipe.execute())
         self.cursor = last_id

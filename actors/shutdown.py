@@ -17,7 +17,7 @@ def live_session_actors() -> list[str]:
 
 def checkpoint_all_sessions(timeout_s: float = 20.0) -> int:
     """Ask each session actor to checkpoint and exit; answers how many did."""
-    refs = []
+    refs: list[ray.ObjectRef[None]] = []
     for name in live_session_actors():
         try:
             refs.append(ray.get_actor(name).shutdown.remote())

@@ -49,7 +49,7 @@ def _serve_web_client(app: FastAPI, dist: Path) -> None:
         app.mount("/assets", StaticFiles(directory=dist / "assets"), name="assets")
 
     @app.get("/{path:path}", include_in_schema=False)
-    async def web_client(path: str) -> Response:
+    def web_client(path: str) -> Response:  # sync: file checks run in the thread pool
         if path.startswith(("v1/", "healthz", "metrics")):
             return error_response(404, "not_found", f"no route /{path}")
         candidate = (dist / path).resolve()

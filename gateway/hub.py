@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -157,7 +158,7 @@ class Hub:
                     with contextlib.suppress(Exception):
                         await self.revive(session_id)
 
-    async def write_inbox(self, session_id: str, message: dict[str, object]) -> None:
+    async def write_inbox(self, session_id: str, message: dict[str, Any]) -> None:
         """Hand an op (or a join/leave) to the session actor."""
 
         await guarded(self.redis.xadd(inbox_key(session_id), encode_message(message)))

@@ -49,7 +49,7 @@ class Presence:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.pubsub.aclose()
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
         await self.redis.aclose()
 
     async def add(self, connection: Connection) -> None:
@@ -74,7 +74,7 @@ class Presence:
 
     async def latest(self, session_id: str) -> list[dict[str, Any]]:
         """Every user's latest presence that has not expired."""
-        stored = await guarded(self.redis.hgetall(presence_key(session_id)))  # type: ignore[misc]
+        stored = await guarded(self.redis.hgetall(presence_key(session_id)))
         now, frames = time.time(), []
         for value in stored.values():
             entry = json.loads(value)

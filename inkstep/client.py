@@ -89,6 +89,7 @@ class InkstepClient:
         self._presence_next: dict[str, Any] | None = None
         self._presence_sent_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Future[None]] = set()
         self._stopping = False
         self.fatal: SessionClosed | None = None
 
@@ -251,7 +252,8 @@ class InkstepClient:
         elif kind == "participant":
             if payload["state"] == "joined":
                 self.participants[payload["user_id"]] = {
-                    "user_id": payload["user_id"], "role": payload["role"]
+                    "user_id": payload["user_id"],
+                    "role": payload["role"],
                 }
             else:
                 self.participants.pop(payload["user_id"], None)
@@ -281,7 +283,9 @@ class InkstepClient:
     def _retry(self, op_id: str) -> None:
         op = self.unconfirmed.get(op_id)
         if op is not None and self._ws is not None and self.connected.is_set():
-            asyncio.ensure_future(self._send_quietly(op))
+            task = asyncio.ensure_future(self._send_quietly(op))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # ---- outgoing -------------------------------------------------------------------
 
@@ -374,7 +378,9 @@ class InkstepClient:
         return await self.send_op({"type": "redo", "payload": {"target": target}})
 
     async def layer_set(self, layer: str, **props: Any) -> str:
-        return await self.send_op({"type": "layer_set", "payload": {"layer": layer, "props": props}})
+        return await self.send_op(
+            {"type": "layer_set", "payload": {"layer": layer, "props": props}}
+        )
 
     async def step_complete(self, step_id: str | None = None) -> str:
         return await self.send_op({"type": "step_complete", "step_id": step_id or self.step_id})
@@ -402,6 +408,7 @@ class InkstepClient:
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
         """Wait until `predicate()` holds after some frame; TimeoutError otherwise."""
+
         async def until() -> None:
             async with self._changed:
                 await self._changed.wait_for(predicate)

@@ -44,7 +44,7 @@ class GatewayProcess:
         return f"ws://127.0.0.1:{self.port}/v1/ws"
 
     def start(self, timeout_s: float = 60.0) -> GatewayProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "inkstep.cli", "gateway", "--host", "127.0.0.1",
              "--port", str(self.port)],

@@ -135,8 +135,8 @@ def test_points_far_outside_the_canvas_are_refused() -> None:
 def test_step_complete_scores_then_advances_when_passed() -> None:
     core = new_core()
     submit(core, "ann", "student", stroke_op("s1", final=True))
-    request = core.decide("ann", "student",
-                          {"type": "step_complete", "client_op_id": "done1", "step_id": "s1"}, 5)  # fmt: skip
+    complete = {"type": "step_complete", "client_op_id": "done1", "step_id": "s1"}
+    request = core.decide("ann", "student", complete, 5)
     assert isinstance(request, ScoreRequest) and [s["stroke_id"] for s in request.strokes] == ["s1"]
     score = {"accuracy": 91.0, "quality": 80.0, "passed": True, "details": {}}
     events = core.decide_score(request, score, 6)
@@ -255,6 +255,6 @@ def test_export_import_round_trip_is_exact(ops: list[tuple[str, str, dict[str, A
     core = run_ops(ops)
     copy = SessionCore.import_state(core.export_state())
     assert copy.state_dict() == core.state_dict()
-    assert copy.export_state()[: 8] == core.export_state()[: 8]
+    assert copy.export_state()[:8] == core.export_state()[:8]
     assert copy.doc.strokes.to_py() == core.doc.strokes.to_py()
     assert copy.doc.layers.to_py() == core.doc.layers.to_py()

@@ -247,7 +247,9 @@ async def test_rest_routes(gw: Any) -> None:
         teach = await http.post(f"/v1/sessions/{session_id}/join", json={"role": "teacher"},
                                 headers=other)  # fmt: skip
         assert teach.status_code == 403
-        assert (await http.post("/v1/sessions/nope/join", json={"role": "student"})).status_code == 404
+        assert (
+            await http.post("/v1/sessions/nope/join", json={"role": "student"})
+        ).status_code == 404
         assert (await http.post("/v1/sessions", json={"lesson_id": "x", "y": 1})).status_code == 422
         summary = (await http.get(f"/v1/sessions/{session_id}")).json()
         assert summary["lesson_id"] == "circles-101" and summary["last_seq"] == 0

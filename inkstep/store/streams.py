@@ -20,7 +20,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from inkstep.store.errors import StoreConflict, StoreError, StoreUnavailable
 
 
-
 def inbox_key(session_id: str) -> str:
     return f"inkstep:{{{session_id}}}:inbox"
 
@@ -100,7 +99,7 @@ class SessionLog:
         return [fields[b"e"].decode() for _, fields in entries]
 
 
-def encode_message(message: dict[str, Any]) -> dict[str, str]:
+def encode_message(message: dict[str, Any]) -> dict[Any, Any]:
     return {"m": json.dumps(message, separators=(",", ":"))}
 
 
