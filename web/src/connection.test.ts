@@ -313,3 +313,41 @@ describe("reconnecting", () => {
     expect(h.states[h.states.length - 1]).toBe("closed");
   });
 });
+
+describe("options", () => {
+  it("keeps defaults for options given as undefined", () => {
+    const conn = new Connection({
+      url: "ws://x",
+      getToken: async () => "t",
+      getLastSeq: () => null,
+      handlers: { onEvent: () => "applied" },
+      socketFactory: undefined,
+      now: undefined,
+    });
+    expect(conn.state).toBe("connecting");
+    expect(conn.unconfirmed()).toEqual([]);
+  });
+});
+
+describe("offline", () => {
+  it("drops the link when the browser goes offline and resumes with last_seq when it is back", async () => {
+    let online = true;
+    const h = harness({ isOnline: () => online });
+    h.conn.start();
+    const first = await connect(h);
+    first.receive(stroke(1, "a"));
+    online = false;
+    h.conn.goOffline();
+    expect(first.closedWith).not.toBeNull();
+    expect(h.conn.state).toBe("connecting");
+    h.conn.wake(); // a focus event while still offline changes nothing
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.all).toHaveLength(1);
+    online = true;
+    h.conn.wake();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all).toHaveLength(2);
+    FakeSocket.latest().open();
+    expect(FakeSocket.latest().sent[0]).toMatchObject({ type: "hello", last_seq: 1 });
+  });
+});

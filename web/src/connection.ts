@@ -61,6 +61,8 @@ export interface ConnectionOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   retryUnavailableMs?: number;
+  /** False only when the browser knows it has no network (navigator.onLine). */
+  isOnline?: () => boolean;
 }
 
 const OPEN = 1;
@@ -87,6 +89,7 @@ export class Connection {
   /** Ops sent (or waiting to be sent) and not yet confirmed, in send order. */
   private readonly outbox = new Map<string, ClientOp>();
   private generation = 0;
+  private offline = false;
 
   constructor(options: ConnectionOptions) {
     this.opts = {
@@ -100,7 +103,8 @@ export class Connection {
       backoffBaseMs: 500,
       backoffMaxMs: 15_000,
       retryUnavailableMs: 1_000,
-      ...options,
+      isOnline: () => typeof navigator === "undefined" || navigator.onLine !== false,
+      ...definedOnly(options),
     };
   }
 
@@ -148,9 +152,18 @@ export class Connection {
     this.scheduleReconnect(delay, reason);
   }
 
+  /** The browser lost the network: drop the link and wait for `wake()` instead of retrying blindly. */
+  goOffline(): void {
+    if (this.stopped) return;
+    this.offline = true;
+    this.dropSocket(4000, "offline");
+    this.setState("connecting", "offline");
+  }
+
   /** The page woke up or came online: check the link at once instead of waiting for timers. */
   wake(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.opts.isOnline()) return;
+    this.offline = false;
     if (this.socket && !this.welcomed) return; // a handshake is already under way
     if (!this.isReady()) {
       this.attempt = 0;
@@ -300,6 +313,7 @@ export class Connection {
   private scheduleReconnect(delayMs: number, why: string): void {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.setState("connecting", why);
+    if (this.offline) return; // wake() reconnects when the network is back
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (!this.stopped) void this.connect();
@@ -353,6 +367,11 @@ export class Connection {
   }
 }
 
+/** The options that are set: an explicit `undefined` must not hide a default. */
+function definedOnly<T extends object>(options: T): T {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as T;
+}
+
 /** Whose op an event confirms: a score_update is authored by the server for the scored user. */
 function opOwner(ev: OrderedEvent): string {
   if (ev.type === "score_update") {
@@ -365,14 +384,17 @@ function opOwner(ev: OrderedEvent): string {
 /** Reconnect promptly when the browser comes back online or the tab becomes visible (e.g. after sleep). */
 export function watchWake(conn: Connection, win: Window = window, doc: Document = document): () => void {
   const onOnline = () => conn.wake();
+  const onOffline = () => conn.goOffline();
   const onVisible = () => {
     if (doc.visibilityState === "visible") conn.wake();
   };
   win.addEventListener("online", onOnline);
+  win.addEventListener("offline", onOffline);
   win.addEventListener("focus", onVisible);
   doc.addEventListener("visibilitychange", onVisible);
   return () => {
     win.removeEventListener("online", onOnline);
+    win.removeEventListener("offline", onOffline);
     win.removeEventListener("focus", onVisible);
     doc.removeEventListener("visibilitychange", onVisible);
   };

@@ -4,6 +4,7 @@ import type { ConnectionState } from "../connection";
 import type { Lesson, Role } from "../protocol";
 import type { Participant, Score } from "../sessionModel";
 import { colorFor } from "../canvas/cursorLayer";
+import { detailRows } from "../scoreDetails";
 
 export function ConnectionBadge({ state, detail }: { state: ConnectionState; detail: string }) {
   const label = state === "open" ? "Connected" : state === "connecting" ? "Reconnecting…" : "Disconnected";
@@ -59,6 +60,7 @@ export function StepPanel({ lesson, stepId, role, score, userName, onDone, onCha
 
 function ScoreCard({ score, lesson, userName }: { score: Score; lesson: Lesson; userName(id: string): string }) {
   const stepTitle = lesson.steps.find((s) => s.id === score.step_id)?.title ?? score.step_id;
+  const rows = detailRows(score.details);
   return (
     <div className={`score ${score.passed ? "passed" : "failed"}`}>
       <div data-testid="score" data-accuracy={score.accuracy} data-quality={score.quality}>
@@ -68,15 +70,17 @@ function ScoreCard({ score, lesson, userName }: { score: Score; lesson: Lesson; 
       <div data-testid="score-passed" data-passed={String(score.passed)}>
         {score.passed ? "✔ Passed" : "✘ Not passed yet — try again"}
       </div>
-      {score.details && Object.keys(score.details).length > 0 && (
-        <dl className="details">
-          {Object.entries(score.details).map(([k, v]) => (
-            <div key={k}>
-              <dt>{k.replace(/_/g, " ")}</dt>
-              <dd>{typeof v === "number" ? Math.round(v * 100) / 100 : JSON.stringify(v)}</dd>
-            </div>
-          ))}
-        </dl>
+      {rows.length > 0 && (
+        <table className="details">
+          <tbody>
+            {rows.map(([label, value]) => (
+              <tr key={label}>
+                <th>{label}</th>
+                <td>{value}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       )}
     </div>
   );
