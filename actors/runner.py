@@ -17,10 +17,12 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore
+from actors.projection import Projection
 from inkstep.lessons import Lesson
 from inkstep.settings import Settings
 from inkstep.store import archive
 from inkstep.store.blob import BlobStore
+from inkstep.store.database import Database
 from inkstep.store.errors import StoreError
 from inkstep.store.streams import (
     SessionLog,
@@ -59,6 +61,7 @@ class SessionRunner:
         blobs: BlobStore,
         score: ScoreFn,
         on_idle_exit: ExitFn,
+        db: Database | None = None,
     ) -> None:
         self.session_id = session_id
         self.lesson = lesson
@@ -66,6 +69,8 @@ class SessionRunner:
         self.blobs = blobs
         self.score = score
         self.on_idle_exit = on_idle_exit
+        self.db = db
+        self.projection = Projection(db, session_id) if db is not None else None
         self.redis: aioredis.Redis = connect(settings.resolved_redis_url())
         self.core = SessionCore(session_id, lesson)
         self.cursor = "0-0"
@@ -81,6 +86,9 @@ class SessionRunner:
 
     async def start(self) -> None:
         await self.rebuild()
+        if self.projection is not None:
+            self.projection.start()
+            self.projection.add_scores(self.core.scores)
         self._task = asyncio.create_task(self._run(), name=f"session:{self.session_id}")
 
     async def stop(self, checkpoint: bool = True) -> None:
@@ -95,6 +103,8 @@ class SessionRunner:
                 await self.checkpoint()
             except StoreError:
                 logger.warning("final checkpoint failed", extra=self._extra_log)
+        if self.projection is not None:
+            await self.projection.stop()
         await self.redis.aclose()
 
     async def rebuild(self) -> None:
@@ -181,6 +191,8 @@ class SessionRunner:
         pipe.set(cursor_key(self.session_id), last_id)
         await guarded(pipe.execute())
         self.cursor = last_id
+        if self.projection is not None:
+            self.projection.add(events)
         for request in requests:
             self._start_scoring(request)
 
@@ -279,8 +291,32 @@ class SessionRunner:
             )
             self.checkpoint_seq = seq
         self.checkpoint_at = time.monotonic()
+        await self._record_progress()
         await self._archive_and_trim(seq)
         await guarded(self.redis.xtrim(inbox_key(self.session_id), minid=self.cursor))
+
+    async def _record_progress(self) -> None:
+        if self.db is None:
+            return
+        try:
+            await self.db.update_session_progress(
+                self.session_id, self.core.step_id, self.core.last_seq
+            )
+        except StoreError as exc:
+            logger.warning("could not record progress: %s", exc, extra=self._extra_log)
+
+    async def _record_end(self) -> None:
+        """The session ended (no one left, idle): mark it and index its replay."""
+        if self.db is None:
+            return
+        segments = await asyncio.to_thread(archive.list_segments, self.blobs, self.session_id)
+        try:
+            await self.db.end_session(self.session_id)
+            await self.db.record_replay(
+                self.session_id, self.core.last_seq, self.core.last_seq, len(segments)
+            )
+        except StoreError as exc:
+            logger.warning("could not record the session end: %s", exc, extra=self._extra_log)
 
     async def _archive_and_trim(self, checkpoint_seq: int) -> None:
         """Keep `stream_tail_events` in the stream for fast resumes; archive what goes."""
@@ -306,6 +342,9 @@ class SessionRunner:
             return
         logger.info("session idle, checkpointing and exiting", extra=self._extra_log)
         await self.checkpoint()
+        await self._record_end()
+        if self.projection is not None:
+            await self.projection.stop()
         self.on_idle_exit()
 
     # ---- reads ----------------------------------------------------------------------

@@ -18,7 +18,8 @@ from actors.core import ScoreRequest
 from actors.runner import SessionRunner
 from inkstep.lessons import Lesson
 from inkstep.settings import Settings
-from inkstep.store.blob import open_blob_store
+from inkstep.store.blob import blob_store_for
+from inkstep.store.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +63,10 @@ class SessionActor:
         logging.basicConfig(level=logging.INFO)
         settings = Settings.model_validate(settings_json)
         lesson = Lesson.model_validate(lesson_json)
-        blobs = open_blob_store(
-            settings.resolved_blob_url(),
-            s3_endpoint_url=settings.s3_endpoint_url,
-            s3_region=settings.s3_region,
-        )
+        blobs = blob_store_for(settings)
+        db = Database(settings.resolved_database_url(), pooled=False)
         self.runner = SessionRunner(
-            session_id, lesson, settings, blobs, score_with_ray, self._exit_idle
+            session_id, lesson, settings, blobs, score_with_ray, self._exit_idle, db
         )
         self._started: asyncio.Task[None] | None = None
 
@@ -111,7 +109,10 @@ class SessionActor:
 
 def ensure_session_actor(session_id: str, lesson: Lesson, settings: Settings) -> Any:
     """The session's actor, created on first use (get_if_exists makes this race-free)."""
+    # Credentials for the blob store travel with the actor (boto3 reads them from the env).
+    env_vars = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     return SessionActor.options(  # type: ignore[attr-defined]
+        runtime_env={"env_vars": env_vars} if env_vars else None,
         name=actor_name(session_id),
         namespace=settings.ray_namespace,
         get_if_exists=True,

@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from inkstep.store.streams import SessionLog
 
@@ -81,7 +81,7 @@ class Connection:
         if self.websocket.application_state == WebSocketState.CONNECTED:
             try:
                 await self.websocket.close(code, reason)
-            except (RuntimeError, OSError):
+            except (RuntimeError, OSError, WebSocketDisconnect):
                 pass
 
     async def send_loop(self, log: SessionLog) -> None:

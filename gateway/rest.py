@@ -18,7 +18,7 @@ from gateway.services import Services, SessionNotFound
 from inkstep.lessons import Lesson
 from inkstep.protocol import ID_PATTERN
 from inkstep.store import archive
-from inkstep.store.blob import open_blob_store
+from inkstep.store.blob import blob_store_for
 from inkstep.store.streams import SessionLog
 from inkstep.tokens import TokenError, UserClaims, mint_session_token, mint_user_token
 from inkstep.tokens import verify_user_token as verify
@@ -172,11 +172,7 @@ async def session_summary(session_id: str, services: ServicesDep, user: UserDep)
 
 async def replay_lines(services: Services, session_id: str) -> AsyncIterator[str]:
     """Every event of a session in seq order: archived segments, then the stream."""
-    settings = services.settings
-    blobs = open_blob_store(
-        settings.resolved_blob_url(),
-        s3_endpoint_url=settings.s3_endpoint_url, s3_region=settings.s3_region,
-    )  # fmt: skip
+    blobs = blob_store_for(services.settings)
     archived = await asyncio.to_thread(lambda: list(archive.read_segments(blobs, session_id)))
     last = 0
     for raw in archived:
@@ -233,10 +229,7 @@ async def healthz(services: ServicesDep) -> JSONResponse:
     except Exception as exc:
         checks["postgres"] = f"error: {exc}"
     try:
-        settings = services.settings
-        blobs = open_blob_store(settings.resolved_blob_url(),
-                                s3_endpoint_url=settings.s3_endpoint_url,
-                                s3_region=settings.s3_region)  # fmt: skip
+        blobs = blob_store_for(services.settings)
         await asyncio.to_thread(blobs.list, "healthz/")
         checks["blobs"] = "ok"
     except Exception as exc:

@@ -125,7 +125,7 @@ class Session:
             logger.warning("join failed: %s", exc, extra={"session_id": connection.session_id})
             services.hub.unsubscribe(connection)
             services.metrics.inc("inkstep_ws_connections", -1)
-            with contextlib.suppress(RuntimeError):
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await self.websocket.close(CLOSE_SERVER_ERROR, "session unavailable")
             return
         sender = asyncio.create_task(self._send(log))
@@ -156,7 +156,7 @@ class Session:
             await services.hub.write_inbox(connection.session_id, self._membership("leave"))
         except StoreError:
             logger.warning("could not record a leave", extra={"session_id": connection.session_id})
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await self.websocket.close()
 
     def _membership(self, kind: str) -> dict[str, Any]:

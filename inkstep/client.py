@@ -48,7 +48,7 @@ class InkstepClient:
 
     def __init__(
         self,
-        ws_url: str,
+        ws_url: str | list[str],
         token: str,
         *,
         last_seq: int | None = None,
@@ -59,7 +59,9 @@ class InkstepClient:
         backoff_max_s: float = 5.0,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.ws_url, self.token, self.name = ws_url, token, name
+        # Several gateway URLs: a reconnect moves on to the next one.
+        self.ws_urls = [ws_url] if isinstance(ws_url, str) else list(ws_url)
+        self.token, self.name = token, name
         self.last_seq = last_seq
         self.batch_interval_s = batch_interval_s
         self.presence_interval_s = presence_interval_s
@@ -130,11 +132,12 @@ class InkstepClient:
             await self._ws.close(code=4000, reason="client dropped")
 
     async def _connection_loop(self) -> None:
-        attempt = 0
+        attempt, failures = 0, 0
         while not self._stopping:
+            url = self.ws_urls[failures % len(self.ws_urls)]
             try:
                 async with websockets.connect(
-                    self.ws_url, max_size=None, open_timeout=10, ping_interval=20
+                    url, max_size=None, open_timeout=10, ping_interval=20
                 ) as ws:
                     self._ws = ws
                     attempt = 0
@@ -156,6 +159,7 @@ class InkstepClient:
             if self._stopping:
                 return
             attempt += 1
+            failures += 1
             delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** min(attempt, 10))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
 

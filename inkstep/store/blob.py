@@ -20,6 +20,7 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
+from inkstep.settings import Settings
 from inkstep.store.errors import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -293,4 +294,14 @@ def _open_blob_store(
         )
     raise StoreError(
         f"unsupported blob store URL {url!r}: expected file:///path or s3://bucket/prefix"
+    )
+
+
+def blob_store_for(settings: Settings) -> BlobStore:
+    """The deployment's blob store (a folder in the data dir unless configured)."""
+    return open_blob_store(
+        settings.resolved_blob_url(),
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_region=settings.s3_region,
+        create_bucket=True,
     )

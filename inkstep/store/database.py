@@ -43,6 +43,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import URL, RowMapping, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from inkstep.lessons import Lesson, parse_lesson
 from inkstep.store.errors import StoreConflict, StoreError, StoreUnavailable
@@ -223,16 +224,25 @@ def _plain(row: RowMapping) -> dict[str, Any]:
 class Database:
     """The inkstep tables in one Postgres database, through a pooled async engine."""
 
-    def __init__(self, url: str, *, pool_size: int = 5, connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 5, connect_timeout_s: float = 5.0, pooled: bool = True
+    ) -> None:
         self.url = async_database_url(url)
-        self.engine: AsyncEngine = create_async_engine(
-            self.url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            # Pooled connections die with a Postgres restart; check them before use.
-            pool_pre_ping=True,
-            connect_args={"timeout": connect_timeout_s},
-        )
+        connect_args = {"timeout": connect_timeout_s}
+        if pooled:
+            self.engine: AsyncEngine = create_async_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                # Pooled connections die with a Postgres restart; check them before use.
+                pool_pre_ping=True,
+                connect_args=connect_args,
+            )
+        else:
+            # For many low-rate writers (one per session actor): no idle connections held.
+            self.engine = create_async_engine(
+                self.url, poolclass=NullPool, connect_args=connect_args
+            )
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
