@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -17,8 +16,10 @@ from gateway.errors import ApiError
 from gateway.services import Services, SessionNotFound
 from inkstep.lessons import Lesson
 from inkstep.protocol import ID_PATTERN
-from inkstep.store import archive
+from inkstep.replay import replay_lines
+from inkstep.settings import Settings
 from inkstep.store.blob import blob_store_for
+from inkstep.store.database import Database
 from inkstep.store.streams import SessionLog
 from inkstep.tokens import TokenError, UserClaims, mint_session_token, mint_user_token
 from inkstep.tokens import verify_user_token as verify
@@ -43,8 +44,16 @@ async def current_user(request: Request, services: ServicesDep) -> UserClaims:
     except TokenError as exc:
         raise ApiError(401, "unauthorized", str(exc)) from None
     assert services.db is not None
-    await services.db.upsert_user(user.user_id, user.plan)
-    return user
+    return await effective_user(services.settings, services.db, user)
+
+
+async def effective_user(settings: Settings, db: Database, user: UserClaims) -> UserClaims:
+    """The user with the plan that counts: the token's claim, or Postgres in production."""
+    if settings.plans_from == "token":
+        await db.upsert_user(user.user_id, user.plan)
+        return user
+    plan = await db.user_plan(user.user_id) or "free"
+    return UserClaims(user.user_id, plan, user.teacher)
 
 
 UserDep = Annotated[UserClaims, Depends(current_user)]
@@ -170,16 +179,9 @@ async def session_summary(session_id: str, services: ServicesDep, user: UserDep)
     }
 
 
-async def replay_lines(services: Services, session_id: str) -> AsyncIterator[str]:
-    """Every event of a session in seq order: archived segments, then the stream."""
-    blobs = blob_store_for(services.settings)
-    archived = await asyncio.to_thread(lambda: list(archive.read_segments(blobs, session_id)))
-    last = 0
-    for raw in archived:
-        last = json.loads(raw)["seq"]
-        yield raw + "\n"
+async def _ndjson(services: Services, session_id: str) -> AsyncIterator[str]:
     assert services.hub is not None
-    for raw in await SessionLog(services.hub.redis, session_id).events_after(last):
+    async for raw in replay_lines(services.settings, services.hub.redis, session_id):
         yield raw + "\n"
 
 
@@ -188,7 +190,7 @@ async def session_replay(
     session_id: str, services: ServicesDep, user: UserDep
 ) -> StreamingResponse:
     await _session_or_404(services, session_id)
-    return StreamingResponse(replay_lines(services, session_id), media_type="application/x-ndjson")
+    return StreamingResponse(_ndjson(services, session_id), media_type="application/x-ndjson")
 
 
 @router.get("/v1/sessions/{session_id}/doc")

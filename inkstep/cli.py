@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
 import os
@@ -46,6 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--teacher", action="store_true")
     token.add_argument("--ttl-s", type=int, default=7 * 24 * 3600)
     token.set_defaults(func=cmd_token)
+
+    replay = commands.add_parser("replay", help="session replays")
+    replay_commands = replay.add_subparsers(dest="replay_command", required=True)
+    export = replay_commands.add_parser("export", help="write every event of a session as NDJSON")
+    export.add_argument("session_id")
+    export.add_argument("-o", "--output", type=Path, default=None, help="file (default stdout)")
+    export.set_defaults(func=cmd_replay_export)
+
+    lessons = commands.add_parser("lessons", help="lesson definitions")
+    lesson_commands = lessons.add_subparsers(dest="lessons_command", required=True)
+    load = lesson_commands.add_parser("import", help="validate lesson files and upsert them")
+    load.add_argument("paths", nargs="+", type=Path)
+    load.set_defaults(func=cmd_lessons_import)
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     benches = bench.add_subparsers(dest="bench", required=True)
@@ -131,6 +145,42 @@ def _stop_session_actors_then_ray() -> None:
         checkpoint_all_sessions()
     finally:
         ray.shutdown()
+
+
+def cmd_replay_export(args: argparse.Namespace) -> int:
+    """Archived segments, then the stream: the same lines as GET /v1/sessions/{id}/replay."""
+    from inkstep.replay import export_replay
+
+    settings = Settings()
+    if args.output is None:
+        count = asyncio.run(export_replay(settings, args.session_id, sys.stdout))
+    else:
+        with args.output.open("w") as out:
+            count = asyncio.run(export_replay(settings, args.session_id, out))
+    print(f"{count} events", file=sys.stderr)
+    return 0 if count else 1
+
+
+def cmd_lessons_import(args: argparse.Namespace) -> int:
+    from inkstep.lessons import LessonError, load_lesson_file
+    from inkstep.store.database import Database
+
+    try:
+        lessons = [load_lesson_file(path) for path in args.paths]
+    except LessonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def upsert() -> None:
+        async with Database(Settings().resolved_database_url()) as db:
+            await db.migrate()
+            for lesson in lessons:
+                await db.upsert_lesson(lesson)
+
+    asyncio.run(upsert())
+    for lesson in lessons:
+        print(f"imported {lesson.id} ({len(lesson.steps)} steps)")
+    return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:

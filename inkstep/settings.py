@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = None
     session_token_ttl_s: int = 3600
     local_sign_in: bool = False
+    # Where a user's plan comes from: the token's claim (embedded) or the subscriptions table.
+    plans_from: Literal["token", "database"] = "token"
 
     lessons_dir: Path = PACKAGE_ROOT / "lessons"
     scoring_params: Path | None = None
