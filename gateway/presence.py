@@ -41,6 +41,7 @@ class Presence:
         self._last_sent: dict[str, float] = {}
         self._pending: dict[str, tuple[str, dict[str, Any]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._relay_loop(), name="presence-relay")
@@ -56,6 +57,7 @@ class Presence:
         sessions = self.local.setdefault(connection.session_id, set())
         if not sessions:
             await guarded(self.pubsub.subscribe(channel_of(connection.session_id)))
+            self._subscribed.set()
         sessions.add(connection)
         for frame in await self.latest(connection.session_id):
             if frame["user_id"] != connection.user_id:
@@ -121,7 +123,9 @@ class Presence:
     async def _relay_loop(self) -> None:
         while True:
             if not self.pubsub.subscribed:
-                await asyncio.sleep(0.05)
+                # Nothing to listen to until a client joins (no polling while idle).
+                self._subscribed.clear()
+                await self._subscribed.wait()
                 continue
             try:
                 message = await self.pubsub.get_message(timeout=1.0)
