@@ -330,3 +330,26 @@ async def test_kill_9_of_the_session_actor_loses_no_confirmed_event(
     stroke_ops = [e["client_op_id"] for e in events if e["type"] == "stroke_append"]
     assert sorted(stroke_ops) == sorted(sent)  # every confirmed op, exactly once
     assert set(a.confirmed) >= set(sent)
+
+
+async def test_live_stroke_points_are_batched_into_one_stroke(gw: Any) -> None:
+    a_gw, b_gw = gw
+    ann, bob = unique("ann"), unique("bob")
+    session_id = await new_session(a_gw.url, ann)
+    a = await connect(a_gw.ws_url, a_gw.url, ann, session_id, "teacher")
+    b = await connect(b_gw.ws_url, b_gw.url, bob, session_id)
+    try:
+        stroke_id = a.begin_stroke()
+        for i in range(30):  # a pointer moving for ~0.5 s at 60 Hz
+            a.add_point(stroke_id, 100 + i, 200, 0.5)
+            await asyncio.sleep(1 / 60)
+        await a.end_stroke(stroke_id)
+        await a.wait_for(lambda: not a.unconfirmed)
+        await b.wait_for(lambda: b.strokes.get(stroke_id, {}).get("final") is True)
+        batches = [e for e in b.events if e["payload"].get("stroke_id") == stroke_id]
+        assert 2 <= len(batches) < 30  # batched, not one frame per point
+        assert batches[0]["client_op_id"] == stroke_id
+        assert [p[0] for p in b.strokes[stroke_id]["points"]] == [100 + i for i in range(30)]
+    finally:
+        await a.close()
+        await b.close()
