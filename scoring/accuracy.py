@@ -57,8 +57,7 @@ class AccuracyTerms:
     precision: float
     recall: float
     f: float
-    coverage_by_shape: list[float]
-    recall_by_shape: list[float]
+    coverage_by_shape: list[float]  # recall of each lesson shape
 
 
 def accuracy_terms(
@@ -72,16 +71,11 @@ def accuracy_terms(
         else 0.0
     )
     recall = float(ref_credit.mean())
-    covered = matching.ref_to_ink_px <= params.full_credit_tau * tau_px
+    # Coverage is recall per shape, with the same falloff: a hard τ cut-off would turn a
+    # drawing 1.2τ away from "fully covered" into "not covered at all".
     by_shape = reference.shape_of_sample
-    coverage, recalls = [], []
-    for i in range(len(reference.shapes)):
-        mine = by_shape == i
-        coverage.append(float(covered[mine].mean()))
-        recalls.append(float(ref_credit[mine].mean()))
-    return AccuracyTerms(
-        precision, recall, weighted_f(precision, recall, params), coverage, recalls
-    )
+    coverage = [float(ref_credit[by_shape == i].mean()) for i in range(len(reference.shapes))]
+    return AccuracyTerms(precision, recall, weighted_f(precision, recall, params), coverage)
 
 
 @dataclass(frozen=True)

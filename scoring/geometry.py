@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
@@ -150,6 +150,9 @@ class Part:
     shape: Shape
     segment: Segment | None
     length_px: float
+    # Per segment end: True unless another part starts there (a polyline corner, lines
+    # meeting at a vanishing point), where ink running on belongs to the neighbour.
+    free_ends: tuple[bool, bool] = (True, True)
 
 
 @dataclass(frozen=True)
@@ -210,4 +213,10 @@ def _sample_reference(shapes: tuple[Shape, ...], step_px: float) -> Reference:
             samples.append(pts)
     labels = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(samples)])
     points = np.vstack(samples)
-    return Reference(shapes, tuple(parts), points, labels, cKDTree(points))
+    tree = cKDTree(points)
+    for k, part in enumerate(parts):
+        if part.segment is not None:
+            ends = (part.segment.start, part.segment.end)
+            shared = [bool(np.any(labels[tree.query_ball_point(e, 0.5)] != k)) for e in ends]
+            parts[k] = replace(part, free_ends=(not shared[0], not shared[1]))
+    return Reference(shapes, tuple(parts), points, labels, tree)

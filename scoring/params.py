@@ -94,6 +94,8 @@ class ScoringParams(BaseModel):
     gate_trim_fraction: float = Field(default=0.1, ge=0, lt=0.5)
     gate_min_points: int = Field(default=12, ge=3)
     gate_penalty: NonNegative = 1.0
+    # Size: radius (circle, ellipse) or each end (line, edge) within this many τ.
+    size_tolerance_tau: Positive = 1.5
     # Distance maps (SSIM, Hausdorff): a coarse grid around reference and ink.
     map_cell_px: float = Field(default=4.0, ge=1.0, le=32.0)
     map_max_cells: int = Field(default=160, ge=16, le=2048)

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from inkstep.lessons import Canvas, Step
-from scoring.accuracy import accuracy_terms, map_ssim, match, robust_hausdorff_px
-from scoring.geometry import build_reference, ink_from_strokes
+from scoring.accuracy import Matching, accuracy_terms, map_ssim, match, robust_hausdorff_px
+from scoring.geometry import Reference, build_reference, ink_from_strokes
 from scoring.params import ScoringParams
 from scoring.quality import quality_of
 from scoring.shape_gate import fit_part
@@ -68,15 +68,7 @@ def score_step(
     quality = quality_of(inks, reference.parts, params)
 
     fits = [
-        fit_part(
-            part,
-            ink[matching.ink_part == k],
-            tau,
-            params.gate_residual_tau,
-            params.gate_trim_fraction,
-            params.gate_min_points,
-            params.gate_penalty,
-        )
+        fit_part(part, ink[matching.ink_part == k], tau, params, _end_gaps(reference, matching, k))
         for k, part in enumerate(reference.parts)
     ]
     lengths = np.array([max(p.length_px, 1.0) for p in reference.parts])
@@ -92,6 +84,8 @@ def score_step(
         failed.append("quality")
     if not all(f.ok for f in fits):
         failed.append("shape")
+    if not all(f.size_ok for f in fits):
+        failed.append("size")
     if min(terms.coverage_by_shape) < params.min_coverage:
         failed.append("coverage")
     if len(ink) and terms.precision < params.min_precision:
@@ -103,8 +97,8 @@ def score_step(
         entry: dict[str, Any] = {
             "kind": shape.kind,
             "coverage": terms.coverage_by_shape[i],
-            "recall": terms.recall_by_shape[i],
             "shape_ok": all(f.ok for _, f in mine),
+            "size_ok": all(f.size_ok for _, f in mine),
             "residual_px": _worst([f.residual_px for _, f in mine]),
         }
         if len(mine) == 1:
@@ -131,6 +125,12 @@ def score_step(
         "quality_lost": quality.lost_points,
     }
     return StepScore(accuracy, quality.score, not failed, details)
+
+
+def _end_gaps(reference: Reference, matching: Matching, part: int) -> tuple[float, float]:
+    """Distance from the first and last sample of a part to the nearest ink."""
+    index = np.flatnonzero(reference.part_of_sample == part)
+    return float(matching.ref_to_ink_px[index[0]]), float(matching.ref_to_ink_px[index[-1]])
 
 
 def _worst(residuals: list[float | None]) -> float | None:

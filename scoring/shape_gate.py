@@ -17,7 +17,8 @@ from scipy.spatial import cKDTree
 from skimage.measure import CircleModel, EllipseModel, LineModelND
 
 from inkstep.lessons import CircleShape, EllipseShape
-from scoring.geometry import Array, Part, Segment
+from scoring.geometry import Array, Part
+from scoring.params import ScoringParams
 
 # An ellipse whose axes differ by less than this has no meaningful orientation.
 _ROUND_AXIS_RATIO = 1.1
@@ -30,6 +31,7 @@ class PartFit:
     residual_px: float | None  # None: too little ink to judge
     ok: bool
     factor: float  # multiplies accuracy; 1 when ok
+    size_ok: bool = True  # radius or ends within size_tolerance_tau·τ of the reference
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,6 +57,7 @@ def _fit_circle(ink: Array, ref: CircleShape) -> tuple[Array | None, dict[str, A
     details = {
         "centre_offset_px": math.hypot(cx - ref.cx, cy - ref.cy),
         "radius_ratio": float(model.radius) / ref.r,
+        "size_error_px": abs(float(model.radius) - ref.r),
     }
     return np.asarray(model.residuals(ink - shift)), details
 
@@ -72,6 +75,7 @@ def _fit_ellipse(ink: Array, ref: EllipseShape) -> tuple[Array | None, dict[str,
         "radius_ratio": math.sqrt(a * b / (ref.rx * ref.ry)),
         "axis_ratio": max(a, b) / min(a, b),
         "angle_error_deg": None,
+        "size_error_px": abs(math.sqrt(a * b) - math.sqrt(ref.rx * ref.ry)),
     }
     major = theta if a >= b else theta + math.pi / 2
     ref_major = math.radians(ref.angle_deg) + (0.0 if ref.rx >= ref.ry else math.pi / 2)
@@ -88,7 +92,11 @@ def _fit_ellipse(ink: Array, ref: EllipseShape) -> tuple[Array | None, dict[str,
     return np.asarray(residuals), details
 
 
-def _fit_segment(ink: Array, seg: Segment) -> tuple[Array | None, dict[str, Any]]:
+def _fit_segment(
+    ink: Array, part: Part, reach_px: float, gaps: tuple[float, float]
+) -> tuple[Array | None, dict[str, Any]]:
+    seg = part.segment
+    assert seg is not None
     if len(np.unique(np.round(ink), axis=0)) < 2:
         return None, {}
     model = LineModelND.from_estimate(ink)  # type: ignore[no-untyped-call]
@@ -99,7 +107,11 @@ def _fit_segment(ink: Array, seg: Segment) -> tuple[Array | None, dict[str, Any]
     unit = direction / length
     along = (ink - seg.start) @ unit
     across = (ink - seg.start) @ np.array([-unit[1], unit[0]])
-    lo, hi = float(along.min()), float(along.max())
+    # The ends are judged on ink running along the segment, not on a stray mark beside it.
+    near = np.abs(across) <= reach_px
+    lo, hi = (float(along[near].min()), float(along[near].max())) if near.any() else (0.0, 0.0)
+    # Running past an end only counts where no other part continues from it.
+    overshoot = [max(0.0, -lo) * part.free_ends[0], max(0.0, hi - length) * part.free_ends[1]]
     fitted = np.asarray(model.direction, dtype=np.float64)
     details = {
         "centre_offset_px": math.hypot((lo + hi) / 2 - length / 2, float(np.median(across))),
@@ -107,7 +119,9 @@ def _fit_segment(ink: Array, seg: Segment) -> tuple[Array | None, dict[str, Any]
         "angle_error_deg": _angle_error_deg(
             math.atan2(fitted[1], fitted[0]), math.atan2(unit[1], unit[0])
         ),
-        "overshoot_px": max(0.0, -lo) + max(0.0, hi - length),
+        "overshoot_px": sum(overshoot),
+        "gap_px": max(gaps),
+        "size_error_px": max(*gaps, *overshoot),  # the worse end: short of it or past it
     }
     return np.asarray(model.residuals(ink)), details
 
@@ -116,27 +130,31 @@ def fit_part(
     part: Part,
     ink: Array,
     tau_px: float,
-    residual_tau: float,
-    trim_fraction: float,
-    min_points: int,
-    penalty: float,
+    params: ScoringParams,
+    end_gaps_px: tuple[float, float] = (0.0, 0.0),
 ) -> PartFit:
-    """Fit the part's kind to its ink; judge the trimmed residual against residual_tau·τ."""
-    if len(ink) < min_points:
-        return PartFit(None, True, 1.0, {"ink_samples": len(ink)})
+    """Fit the part's kind to its ink; judge the trimmed residual and the size against τ.
+
+    `end_gaps_px`: for a segment, the distance from each end to the nearest ink of any part
+    (at a shared corner the ink there may well be labelled with the neighbouring part).
+    """
+    if len(ink) < params.gate_min_points:
+        return PartFit(None, True, 1.0, details={"ink_samples": len(ink)})
     if part.segment is not None:
-        residuals, details = _fit_segment(ink, part.segment)
+        reach = params.zero_credit_tau * tau_px
+        residuals, details = _fit_segment(ink, part, reach, end_gaps_px)
     elif isinstance(part.shape, CircleShape):
         residuals, details = _fit_circle(ink, part.shape)
     elif isinstance(part.shape, EllipseShape):
         residuals, details = _fit_ellipse(ink, part.shape)
     else:  # a degenerate polyline (one point): nothing to fit
-        return PartFit(None, True, 1.0, {"ink_samples": len(ink)})
+        return PartFit(None, True, 1.0, details={"ink_samples": len(ink)})
     details["ink_samples"] = len(ink)
     if residuals is None:
         # The kind's model cannot even be fitted (e.g. a straight stroke for an ellipse).
-        return PartFit(math.inf, False, 0.0, details)
-    residual = trimmed_rms(residuals, trim_fraction)
-    excess = residual / (residual_tau * tau_px)
-    factor = 1.0 if excess <= 1.0 else max(0.0, 1.0 - penalty * (excess - 1.0))
-    return PartFit(residual, excess <= 1.0, factor, details)
+        return PartFit(math.inf, False, 0.0, False, details)
+    residual = trimmed_rms(residuals, params.gate_trim_fraction)
+    excess = residual / (params.gate_residual_tau * tau_px)
+    factor = 1.0 if excess <= 1.0 else max(0.0, 1.0 - params.gate_penalty * (excess - 1.0))
+    size_ok = details["size_error_px"] <= params.size_tolerance_tau * tau_px
+    return PartFit(residual, excess <= 1.0, factor, size_ok, details)
