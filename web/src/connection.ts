@@ -101,7 +101,7 @@ export class Connection {
       silenceTimeoutMs: 30_000,
       welcomeTimeoutMs: 10_000,
       backoffBaseMs: 500,
-      backoffMaxMs: 15_000,
+      backoffMaxMs: 10_000,
       retryUnavailableMs: 1_000,
       isOnline: () => typeof navigator === "undefined" || navigator.onLine !== false,
       ...definedOnly(options),
