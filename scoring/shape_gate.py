@@ -97,7 +97,7 @@ def _fit_segment(
 ) -> tuple[Array | None, dict[str, Any]]:
     seg = part.segment
     assert seg is not None
-    if len(np.unique(np.round(ink), axis=0)) < 2:
+    if float(np.ptp(ink, axis=0).max()) < 1.0:  # a dot: no direction to fit
         return None, {}
     model = LineModelND.from_estimate(ink)  # type: ignore[no-untyped-call]
     if not model:
