@@ -117,10 +117,7 @@ async def test_kill_9_recovers_from_checkpoint_plus_stream(
     assert_complete(events, set(sent))
     assert len(events) >= (before_kill or 0)
     assert archive.list_segments(blobs, session_id), "old events were archived before the trim"
-    import redis
-
-    first = redis.Redis.from_url(redis_url).xrange(log_key(session_id), count=1)
-    assert int(first[0][0].decode().split("-")[0]) > 1, "the stream was trimmed"
+    assert first_seq_in_stream(redis_url, session_id) > 1, "the stream was trimmed"
 
 
 async def test_idle_exit_then_rejoin_continues_the_same_session(durable: GatewayProcess) -> None:
@@ -148,8 +145,15 @@ async def test_idle_exit_then_rejoin_continues_the_same_session(durable: Gateway
     assert summary["last_seq"] >= seq
 
 
+def first_seq_in_stream(redis_url: str, session_id: str) -> int:
+    import redis
+
+    first = redis.Redis.from_url(redis_url).xrange(log_key(session_id), count=1)
+    return int(first[0][0].decode().split("-")[0]) if first else 0
+
+
 async def test_resume_older_than_the_stream_tail_gets_a_snapshot(
-    durable: GatewayProcess,
+    durable: GatewayProcess, redis_url: str
 ) -> None:
     user = unique("ann")
     session_id = await new_session(durable.url, user)
@@ -157,6 +161,7 @@ async def test_resume_older_than_the_stream_tail_gets_a_snapshot(
     try:
         ids = [await a.draw_stroke(line(5, 5 + i, n=3)) for i in range(70)]
         await a.wait_confirmed(ids[-1])
+        await eventually(lambda: first_seq_in_stream(redis_url, session_id) > 3, timeout_s=30)
         token = await session_token(durable.url, unique("late"), session_id, "viewer")
         old = InkstepClient(durable.ws_url, token, last_seq=2)
         await old.start()
