@@ -34,6 +34,7 @@ from inkstep.embedded import free_port
 
 POINTS_PER_BATCH = 20
 BATCHES_PER_STROKE = 50
+KEEPALIVE_S = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,7 +157,7 @@ class Totals:
     refused: int = 0
     out_of_order: int = 0
     errors: Counter[str] = field(default_factory=Counter)
-    close_codes: Counter[int] = field(default_factory=Counter)
+    close_codes: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     send_lag_ms: list[float] = field(default_factory=list)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
@@ -215,11 +216,21 @@ class BenchClient:
         self.ws: Any = None
         self.last_seq = 0
         self.receiver: asyncio.Task[None] | None = None
+        self.keepalive: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         self.ws, _, raw = await harness.open_and_join(self.seat, self.load.deflate)
         self.last_seq = int(json.loads(raw)["seq"])
         self.receiver = asyncio.create_task(self._receive())
+        self.keepalive = asyncio.create_task(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        """Ping until the run starts: the server closes a client silent for idle_timeout_s,
+        and joining a few hundred clients can take longer than that."""
+        with contextlib.suppress(Exception):  # a closed socket shows up in the receiver
+            while True:
+                await asyncio.sleep(KEEPALIVE_S)
+                await self.ws.send(json.dumps({"type": "ping", "t": int(time.time() * 1000)}))
 
     async def _receive(self) -> None:
         totals = self.tracker.totals
@@ -234,7 +245,8 @@ class BenchClient:
         except Exception as exc:  # a dropped socket ends this client, counted below
             totals.errors[f"receive: {type(exc).__name__}"] += 1
         if self.ws.close_code is not None:
-            totals.close_codes[self.ws.close_code] += 1
+            reason = f" {self.ws.close_reason}" if self.ws.close_reason else ""
+            totals.close_codes[f"{self.ws.close_code}{reason}"] += 1
 
     def _on_event(self, seq: int, op_id: str | None, now: float) -> None:
         totals = self.tracker.totals
@@ -260,6 +272,8 @@ class BenchClient:
         """Send on deadlines start + phase + k/rate until the run ends."""
         totals, rate = self.tracker.totals, self.load.rate_hz
         k, stroke_id = 0, ""
+        if self.keepalive is not None:
+            self.keepalive.cancel()
         while (deadline := start_at + self.phase_s + k / rate) < totals.end_at:
             if (delay := deadline - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
@@ -280,6 +294,8 @@ class BenchClient:
             k += 1
 
     async def close(self) -> None:
+        if self.keepalive is not None:
+            self.keepalive.cancel()
         with contextlib.suppress(Exception):
             await self.ws.close()
         if self.receiver is not None:
@@ -437,6 +453,9 @@ def _row(
         "errors": dict(sum((Counter(r["errors"]) for r in results), Counter())),
         "close_codes": dict(sum((Counter(r["close_codes"]) for r in results), Counter())),
         "server_cpu_percent": server.cpu_percent if server else None,
+        "server_cpu_ms_per_op": (server.cpu_percent * 10 / (sent / load.duration_s))
+        if server and sent
+        else None,
         "server_rss_mib": server.peak_rss_mib if server else None,
         "server_processes": server.processes if server else None,
         "server_top": server.as_dict()["top"] if server else [],
@@ -528,7 +547,8 @@ COLUMNS = [
     ("server", "server"), ("sent_per_s", "sent/s"), ("deliveries_per_s", "deliv/s"),
     ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
     ("lost", "lost"), ("out_of_order", "out-of-order"), ("refused", "refused"),
-    ("server_cpu_percent", "server CPU%"), ("server_rss_mib", "server RSS MiB"),
+    ("server_cpu_percent", "server CPU%"), ("server_cpu_ms_per_op", "CPU ms/op"),
+    ("server_rss_mib", "server RSS MiB"),
     ("generator_cpu_percent", "gen CPU%"), ("send_lag_p99_ms", "send lag p99 ms"),
 ]  # fmt: skip
 

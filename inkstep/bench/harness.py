@@ -229,6 +229,9 @@ def process_label(proc: psutil.Process) -> str:
         name = f"inkstep-{cmdline[3]}"
     elif len(cmdline) > 2 and cmdline[1:3] == ["-m", "inkstep.bench.baseline"]:
         name = "baseline"
+    elif name.startswith("python"):
+        scripts = [Path(arg).name for arg in cmdline[1:] if arg.endswith(".py")]
+        name = scripts[0] if scripts else name
     return f"{name}[{proc.pid}]"
 
 
