@@ -87,6 +87,11 @@ class Hub:
             if not feed.connections:
                 del self.feeds[connection.session_id]
 
+    def seen_seq(self, session_id: str) -> int:
+        """The newest seq this process has read from the session's log (and queued)."""
+        feed = self.feeds.get(session_id)
+        return seq_of(feed.last_id) if feed is not None else 0
+
     def op_written(self, session_id: str) -> None:
         feed = self.feeds.get(session_id)
         if feed is not None and feed.unconfirmed_since is None:

@@ -230,7 +230,11 @@ class Session:
         try:
             frame = parse_client_frame(text)
             if isinstance(frame, Ping):
-                connection.send_frame({"type": "pong", "t": frame.t})
+                # Every event up to last_seq is queued ahead of this pong: a client that has
+                # applied less when it arrives has missed something and must resume.
+                assert services.hub is not None
+                last_seq = services.hub.seen_seq(connection.session_id)
+                connection.send_frame({"type": "pong", "t": frame.t, "last_seq": last_seq})
                 return
             if isinstance(frame, Hello):
                 raise FrameError("invalid", "already joined: hello is only the first frame")

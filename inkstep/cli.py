@@ -165,9 +165,14 @@ def cmd_lessons_import(args: argparse.Namespace) -> int:
     from inkstep.lessons import LessonError, load_lesson_file
     from inkstep.store.database import Database
 
+    from scoring import ParamsError, ScoringParams
+
     try:
         lessons = [load_lesson_file(path) for path in args.paths]
-    except LessonError as exc:
+        for lesson in lessons:
+            for step in lesson.steps:  # per-step weights and thresholds must name real features
+                ScoringParams().for_step(step)
+    except (LessonError, ParamsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -57,6 +57,7 @@ class InkstepClient:
         presence_interval_s: float = 0.05,
         backoff_base_s: float = 0.1,
         backoff_max_s: float = 5.0,
+        heartbeat_s: float = 10.0,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         # Several gateway URLs: a reconnect moves on to the next one.
@@ -66,6 +67,7 @@ class InkstepClient:
         self.batch_interval_s = batch_interval_s
         self.presence_interval_s = presence_interval_s
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
+        self.heartbeat_s = heartbeat_s
         self.on_event = on_event
         self.user_id: str | None = None
         self.role: str | None = None
@@ -108,6 +110,7 @@ class InkstepClient:
         self._tasks = [
             asyncio.create_task(self._connection_loop(), name="inkstep-connection"),
             asyncio.create_task(self._flush_loop(), name="inkstep-flush"),
+            asyncio.create_task(self._heartbeat(), name="inkstep-heartbeat"),
         ]
         if wait:
             await self.wait_connected(timeout_s)
@@ -173,7 +176,7 @@ class InkstepClient:
                 await self._on_welcome(ws, frame)
                 continue
             if not await self._handle(frame):
-                await ws.close(code=4000, reason="gap in seq; resuming")
+                await ws.close(code=4000, reason="missed events; resuming")
                 return
 
     async def _on_welcome(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
@@ -214,6 +217,9 @@ class InkstepClient:
             self._on_error(frame)
         elif kind == "presence":
             self.presence[frame["user_id"]] = frame["payload"]
+        elif kind == "pong" and (frame.get("last_seq") or 0) > (self.last_seq or 0):
+            logger.info("behind the server (%s < %s): resuming", self.last_seq, frame["last_seq"])
+            return False
         async with self._changed:
             self._changed.notify_all()
         return True
@@ -404,6 +410,13 @@ class InkstepClient:
     async def _send_presence(self, payload: dict[str, Any]) -> None:
         self._presence_sent_at = time.monotonic()
         await self._send_quietly({"type": "presence", "payload": payload})
+
+    async def _heartbeat(self) -> None:
+        """A ping every heartbeat_s keeps the connection alive and proves it is not behind."""
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            if self.connected.is_set():
+                await self.ping()
 
     async def ping(self) -> None:
         await self._send_quietly({"type": "ping", "t": time.time()})

@@ -14,7 +14,16 @@ import ray
 import websockets
 from pycrdt import Doc, Map
 
-from tests.helpers import comparable, connect, eventually, line, new_session, unique, user_token
+from tests.helpers import (
+    comparable,
+    connect,
+    eventually,
+    line,
+    new_session,
+    session_token,
+    unique,
+    user_token,
+)
 from tests.servers import GatewayProcess
 
 
@@ -353,3 +362,23 @@ async def test_live_stroke_points_are_batched_into_one_stroke(gw: Any) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_pong_tells_the_newest_seq_queued_before_it(gw: Any) -> None:
+    a_gw, _ = gw
+    ann = unique("ann")
+    session_id = await new_session(a_gw.url, ann)
+    a = await connect(a_gw.ws_url, a_gw.url, ann, session_id, "teacher")
+    try:
+        seq = await a.wait_confirmed(await a.draw_stroke(line(10, 10)))
+        async with websockets.connect(a_gw.ws_url) as raw:
+            token = await session_token(a_gw.url, unique("bob"), session_id, "viewer")
+            await raw.send(json.dumps({"type": "hello", "token": token, "last_seq": seq}))
+            await raw.send(json.dumps({"type": "ping", "t": 5}))
+            frames = [json.loads(await raw.recv()) for _ in range(2)]
+            while frames[-1]["type"] != "pong":
+                frames.append(json.loads(await raw.recv()))
+        received = max([f["seq"] for f in frames if "seq" in f] + [seq])
+        assert frames[-1] == {"type": "pong", "t": 5, "last_seq": received}
+    finally:
+        await a.close()

@@ -193,6 +193,21 @@ describe("gaps", () => {
     expect(h.model.order).toEqual(["a", "b", "c"]);
   });
 
+  it("resumes when a pong shows the server queued events it never received", async () => {
+    const h = harness();
+    h.conn.start();
+    const first = await connect(h);
+    first.receive(stroke(1, "a"));
+    first.receive({ type: "pong", t: 1, last_seq: 1 });
+    expect(first.closedWith).toBeNull();
+    first.receive({ type: "pong", t: 2, last_seq: 3 });
+    expect(first.closedWith).not.toBeNull();
+    await vi.advanceTimersByTimeAsync(0);
+    const second = FakeSocket.latest();
+    second.open();
+    expect(second.sent[0]).toMatchObject({ type: "hello", last_seq: 1 });
+  });
+
   it("ignores frames from a socket it has dropped", async () => {
     const h = harness();
     h.conn.start();

@@ -10,6 +10,7 @@ import {
   type ClientOp,
   type ErrorFrame,
   type OrderedEvent,
+  type PongFrame,
   type PresenceIn,
   type PresencePayload,
   type SessionSnapshot,
@@ -236,9 +237,13 @@ export class Connection {
         return this.onAck(frame as unknown as AckFrame);
       case "error":
         return this.onError(frame as unknown as ErrorFrame);
-      case "pong":
+      case "pong": {
         this.attempt = 0;
+        // Everything up to last_seq was queued before the pong: being behind now means lost events.
+        const serverSeq = (frame as unknown as PongFrame).last_seq ?? 0;
+        if (serverSeq > (this.opts.getLastSeq() ?? 0)) this.resume(`behind the server (seq ${serverSeq})`);
         return;
+      }
       default:
         if (isOrderedEvent(frame as { type: string; seq?: unknown })) this.onOrdered(frame as unknown as OrderedEvent);
     }

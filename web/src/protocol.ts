@@ -220,6 +220,8 @@ export interface ErrorFrame {
 export interface PongFrame {
   type: "pong";
   t: number;
+  /** The newest seq the gateway had queued for this client before the pong. */
+  last_seq?: number;
 }
 
 export type ServerFrame =
