@@ -103,12 +103,13 @@ def _allowed(user: UserClaims, lesson: Lesson) -> bool:
 
 @router.get("/v1/lessons")
 async def list_lessons(services: ServicesDep, user: UserDep) -> list[dict[str, Any]]:
-    return [lesson.summary() for lesson in services.lessons.values()]
+    assert services.db is not None
+    return [lesson.summary() for lesson in await services.db.lessons()]
 
 
 @router.get("/v1/lessons/{lesson_id}")
 async def get_lesson(lesson_id: str, services: ServicesDep, user: UserDep) -> dict[str, Any]:
-    lesson = services.lessons.get(lesson_id)
+    lesson = await services.lesson(lesson_id)
     if lesson is None:
         raise ApiError(404, "not_found", f"no lesson {lesson_id!r}")
     return lesson.to_json_dict()
@@ -130,7 +131,7 @@ def _check_plan(user: UserClaims, lesson: Lesson) -> None:
 async def create_session(
     body: SessionCreate, services: ServicesDep, user: UserDep
 ) -> dict[str, Any]:
-    lesson = services.lessons.get(body.lesson_id)
+    lesson = await services.lesson(body.lesson_id)
     if lesson is None:
         raise ApiError(404, "not_found", f"no lesson {body.lesson_id!r}")
     _check_plan(user, lesson)

@@ -42,13 +42,13 @@ class Services:
 
     async def start(self) -> None:
         settings = self.settings
-        self.lessons = load_lessons_dir(settings.lessons_dir)
+        shipped = load_lessons_dir(settings.lessons_dir)
         self.db = Database(settings.resolved_database_url())
         await self.db.migrate()
-        for lesson in await self.db.lessons():
-            self.lessons.setdefault(lesson.id, lesson)
-        for lesson in load_lessons_dir(settings.lessons_dir).values():
+        for lesson in shipped.values():
             await self.db.upsert_lesson(lesson)
+        # Shipped lessons plus any imported with `inkstep lessons import`.
+        self.lessons = {lesson.id: lesson for lesson in await self.db.lessons()}
         if not ray.is_initialized():
             # ray.init installs its own SIGTERM handler; the server's (drain, then exit) wins.
             server_sigterm = signal.getsignal(signal.SIGTERM)
@@ -74,14 +74,20 @@ class Services:
 
     # ---- sessions -------------------------------------------------------------------
 
-    async def lesson_of(self, session: SessionRow) -> Lesson:
-        lesson = self.lessons.get(session.lesson_id)
+    async def lesson(self, lesson_id: str) -> Lesson | None:
+        """A lesson by id: cached, else from Postgres (lessons imported while running)."""
+        lesson = self.lessons.get(lesson_id)
         if lesson is None:
             assert self.db is not None
-            found = await self.db.lesson(session.lesson_id)
-            if found is None:
-                raise SessionNotFound(f"the lesson {session.lesson_id!r} no longer exists")
-            self.lessons[found.id] = lesson = found
+            lesson = await self.db.lesson(lesson_id)
+            if lesson is not None:
+                self.lessons[lesson_id] = lesson
+        return lesson
+
+    async def lesson_of(self, session: SessionRow) -> Lesson:
+        lesson = await self.lesson(session.lesson_id)
+        if lesson is None:
+            raise SessionNotFound(f"the lesson {session.lesson_id!r} no longer exists")
         return lesson
 
     async def session(self, session_id: str) -> SessionRow:

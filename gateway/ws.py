@@ -106,10 +106,6 @@ class Session:
         self.refused_in_a_row = 0
         self.last_frame_at = time.monotonic()
 
-    @property
-    def hub(self) -> Any:
-        return self.services.hub
-
     async def run(self) -> None:
         services, connection = self.services, self.connection
         assert services.hub is not None and services.presence is not None
