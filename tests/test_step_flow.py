@@ -105,7 +105,10 @@ async def test_replay_export_matches_the_route(
 
 
 async def test_lessons_import_validates_and_upserts(
-    gateway_settings_env: dict[str, str], database_url: str, tmp_path: Path
+    gateway_settings_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+    gateways: list[GatewayProcess],
 ) -> None:
     lesson: dict[str, Any] = json.loads(
         (Path(__file__).parent.parent / "lessons" / "circles-101.json").read_text()
@@ -118,6 +121,12 @@ async def test_lessons_import_validates_and_upserts(
     async with Database(database_url) as db:
         stored = await db.lesson(lesson["id"])
     assert stored is not None and stored.title == lesson["title"]
+    session_id = await new_session(gateways[1].url, unique("tea"), lesson["id"])
+    headers = {"Authorization": f"Bearer {user_token(unique('x'))}"}
+    async with httpx.AsyncClient(base_url=gateways[1].url, headers=headers) as http:
+        listed = {x["id"] for x in (await http.get("/v1/lessons")).json()}
+        assert lesson["id"] in listed
+        assert (await http.get(f"/v1/sessions/{session_id}")).json()["lesson_id"] == lesson["id"]
     lesson["steps"][0]["tolerance_px"] = -1
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(lesson))
