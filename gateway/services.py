@@ -112,6 +112,16 @@ class Services:
                 await asyncio.sleep(0.1 * (attempt + 1))
         raise StoreError(f"could not start the actor of session {session_id!r}")
 
+    async def snapshot(self, session_id: str, actor: Any) -> dict[str, Any]:
+        """The session's snapshot; if its actor exited meanwhile (idle), from a new one."""
+        for _ in range(3):
+            try:
+                snapshot: dict[str, Any] = await actor.snapshot.remote()
+                return snapshot
+            except ray.exceptions.RayActorError:
+                actor = await self.actor(session_id)
+        raise StoreError(f"could not snapshot session {session_id!r}")
+
     async def revive(self, session_id: str) -> None:
         await self.actor(session_id)
 

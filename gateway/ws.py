@@ -176,7 +176,7 @@ class Session:
                 tail = await log.events_after(last_seq)
         snapshot: dict[str, Any] | None = None
         if resume == "snapshot":
-            snapshot = await actor.snapshot.remote()
+            snapshot = await self.services.snapshot(connection.session_id, actor)
         session = await self.services.session(connection.session_id)
         step_id = snapshot["step_id"] if snapshot else session.step_id
         welcome = {
