@@ -35,6 +35,10 @@ from inkstep.embedded import free_port
 POINTS_PER_BATCH = 20
 BATCHES_PER_STROKE = 50
 KEEPALIVE_S = 5.0
+# Each session's first join starts its actor (a process): a few at a time, so a busy machine
+# starts them one after another instead of timing them all out together.
+JOIN_CONCURRENCY = 4
+JOIN_TIMEOUT_S = 600.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -219,7 +223,9 @@ class BenchClient:
         self.keepalive: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        self.ws, _, raw = await harness.open_and_join(self.seat, self.load.deflate)
+        self.ws, _, raw = await harness.open_and_join(
+            self.seat, self.load.deflate, timeout_s=JOIN_TIMEOUT_S
+        )
         self.last_seq = int(json.loads(raw)["seq"])
         self.receiver = asyncio.create_task(self._receive())
         self.keepalive = asyncio.create_task(self._keep_alive())
@@ -305,7 +311,7 @@ class BenchClient:
 async def connect_all(clients: Sequence[BenchClient], load: Load) -> None:
     """Sessions join in parallel; one session's clients one after another unless
     `concurrent_joins` (two joins of one session racing on a gateway once lost events)."""
-    limit = asyncio.Semaphore(16)
+    limit = asyncio.Semaphore(JOIN_CONCURRENCY)
 
     async def connect(group: Sequence[BenchClient]) -> None:
         async with limit:
@@ -396,7 +402,7 @@ def run_load(target: Target, load: Load) -> dict[str, Any]:
         procs.append(proc)
     try:
         for pipe in pipes:
-            _expect(pipe, "ready", timeout_s=300)
+            _expect(pipe, "ready", timeout_s=JOIN_TIMEOUT_S * 3)
         start_at = time.monotonic() + 0.5
         for pipe in pipes:
             pipe.send(start_at)

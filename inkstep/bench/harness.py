@@ -476,8 +476,10 @@ async def open_and_join(seat: Seat, deflate: bool = False, timeout_s: float = 12
     """Connect, send hello, and read up to the snapshot: (socket, welcome, raw snapshot)."""
     import websockets
 
+    # No client-side keepalive pings: on a starved machine their timeouts would close
+    # sockets and count as the server's losses; the server pings at the WS level itself.
     ws = await websockets.connect(
-        seat.ws_url, max_size=None, open_timeout=timeout_s, ping_interval=20,
+        seat.ws_url, max_size=None, open_timeout=timeout_s, ping_interval=None,
         compression="deflate" if deflate else None,
     )  # fmt: skip
     try:
