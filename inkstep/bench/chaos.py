@@ -185,8 +185,11 @@ class Room:
     sent: list[dict[str, int]]
 
 
-async def open_rooms(cluster: BenchCluster, args: argparse.Namespace) -> list[Room]:
-    """Create the sessions and connect their clients, spread over both gateways."""
+async def open_rooms(
+    cluster: BenchCluster, args: argparse.Namespace, opened: list[InkstepClient]
+) -> list[Room]:
+    """Create the sessions and connect their clients, spread over both gateways; every
+    client goes into `opened` as soon as it is, so a failure part way can close them."""
     urls = [gateway.ws_url for gateway in cluster.gateways]
 
     async def room(s: int) -> Room:
@@ -198,6 +201,7 @@ async def open_rooms(cluster: BenchCluster, args: argparse.Namespace) -> list[Ro
             first = (s * args.clients + c) % len(urls)
             rotated = urls[first:] + urls[:first]
             clients.append(await open_client(cluster, rotated, user, session_id, role))
+            opened.append(clients[-1])
         return Room(session_id, teacher, clients, [{} for _ in clients])
 
     return list(await asyncio.gather(*(room(s) for s in range(args.sessions))))
@@ -235,34 +239,47 @@ async def restart_gateway(gateway: BenchGateway, after_s: float) -> dict[str, fl
     return {"killed_at_s": after_s, "down_s": round(down_s, 1)}
 
 
-async def chaos(cluster: BenchCluster, args: argparse.Namespace) -> dict[str, Any]:
-    """Draw under kills and a gateway restart, settle, then audit every session."""
-    rooms = await open_rooms(cluster, args)
-    all_clients = [client for room in rooms for client in room.clients]
-    progress(f"{len(all_clients)} clients in {len(rooms)} sessions drawing for {args.duration} s")
+async def draw_through_faults(
+    cluster: BenchCluster, rooms: list[Room], args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Every client draws for `--duration` while actors are killed and a gateway restarts."""
     stop = asyncio.Event()
     rng = random.Random(args.seed)
+    drawing = [
+        asyncio.create_task(draw_until(client, stop, 1 / args.rate, args.points,
+                                       random.Random(rng.random()), sent))
+        for room in rooms for client, sent in zip(room.clients, room.sent, strict=True)
+    ]  # fmt: skip
+    killing = asyncio.create_task(
+        kill_actors(cluster, [room.session_id for room in rooms], args.kill_every, stop)
+    )
+    restart = asyncio.create_task(restart_gateway(cluster.gateways[-1], args.duration / 2))
+    await asyncio.sleep(args.duration)
+    stop.set()
+    await asyncio.gather(*drawing)
+    return await killing, await restart
+
+
+async def audit_rooms(cluster: BenchCluster, rooms: list[Room]) -> Audit:
+    """Audit every session's confirmed ops against its replay and a fresh snapshot."""
+    audit = Audit()
+    for room in rooms:
+        confirmed = confirmed_strokes(room.clients, room.sent)
+        audit.add(await audit_against_server(cluster, room.teacher, room.session_id, confirmed))
+    return audit
+
+
+async def chaos(cluster: BenchCluster, args: argparse.Namespace) -> dict[str, Any]:
+    """Draw under kills and a gateway restart, settle, then audit every session."""
+    all_clients: list[InkstepClient] = []
     try:
-        drawing = [
-            asyncio.create_task(draw_until(client, stop, 1 / args.rate, args.points,
-                                           random.Random(rng.random()), sent))
-            for room in rooms for client, sent in zip(room.clients, room.sent, strict=True)
-        ]  # fmt: skip
-        killing = asyncio.create_task(
-            kill_actors(cluster, [r.session_id for r in rooms], args.kill_every, stop)
-        )
-        restart = asyncio.create_task(restart_gateway(cluster.gateways[-1], args.duration / 2))
-        await asyncio.sleep(args.duration)
-        stop.set()
-        await asyncio.gather(*drawing)
-        kills, restarted = await killing, await restart
+        rooms = await open_rooms(cluster, args, all_clients)
+        progress(f"{len(all_clients)} clients in {len(rooms)} sessions drawing "
+                 f"for {args.duration} s")  # fmt: skip
+        kills, restarted = await draw_through_faults(cluster, rooms, args)
         progress("drawing stopped; waiting for every op to be confirmed")
         unconfirmed = await wait_all_confirmed(all_clients, args.settle)
-        audit = Audit()
-        for room in rooms:
-            confirmed = confirmed_strokes(room.clients, room.sent)
-            audit.add(await audit_against_server(cluster, room.teacher, room.session_id,
-                                                 confirmed))  # fmt: skip
+        audit = await audit_rooms(cluster, rooms)
     finally:
         await close_clients(all_clients)
     return summarize(args, rooms, audit, kills, restarted, unconfirmed)

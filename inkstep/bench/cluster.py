@@ -380,7 +380,11 @@ async def open_client(
 
     token = await cluster.session_token(user, session_id, role)
     client = InkstepClient(urls, token, backoff_base_s=0.05, backoff_max_s=2.0)
-    await client.start(timeout_s=60)
+    try:
+        await client.start(timeout_s=180)
+    except BaseException:
+        await client.close()
+        raise
     return client
 
 
