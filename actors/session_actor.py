@@ -69,6 +69,9 @@ class SessionActor:
             session_id, lesson, settings, blobs, score_with_ray, self._exit_idle, db
         )
         self._started: asyncio.Task[None] | None = None
+        # Start serving at once, also after a crash restart, rather than on the first call
+        # from a gateway: the call is queued until __init__ returns.
+        self._kickoff = ray.get_runtime_context().current_actor.ready.remote()
 
     async def _ensure_started(self) -> None:
         if self._started is None:

@@ -70,13 +70,15 @@ class Hub:
         await self.redis.aclose()
 
     async def subscribe(self, connection: Connection) -> None:
-        feed = self.feeds.get(connection.session_id)
-        if feed is None:
-            last = await guarded(self.redis.xrevrange(log_key(connection.session_id), count=1))
-            feed = SessionFeed(last[0][0].decode() if last else "0-0")
-            self.feeds[connection.session_id] = feed
-            await self._wake()
-        feed.connections.add(connection)
+        session_id = connection.session_id
+        if session_id not in self.feeds:
+            last = await guarded(self.redis.xrevrange(log_key(session_id), count=1))
+            # Another connection of the session may have subscribed during the await: keep its
+            # feed (replacing it would cut that connection off from every later event).
+            if session_id not in self.feeds:
+                self.feeds[session_id] = SessionFeed(last[0][0].decode() if last else "0-0")
+                await self._wake()
+        self.feeds[session_id].connections.add(connection)
         self.connections[connection.id] = connection
 
     def unsubscribe(self, connection: Connection) -> None:

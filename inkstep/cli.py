@@ -164,7 +164,6 @@ def cmd_replay_export(args: argparse.Namespace) -> int:
 def cmd_lessons_import(args: argparse.Namespace) -> int:
     from inkstep.lessons import LessonError, load_lesson_file
     from inkstep.store.database import Database
-
     from scoring import ParamsError, ScoringParams
 
     try:

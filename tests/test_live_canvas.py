@@ -382,3 +382,20 @@ async def test_pong_tells_the_newest_seq_queued_before_it(gw: Any) -> None:
         assert frames[-1] == {"type": "pong", "t": 5, "last_seq": received}
     finally:
         await a.close()
+
+
+async def test_clients_joining_at_the_same_moment_all_receive_events(gw: Any) -> None:
+    a_gw, _ = gw
+    teacher = unique("tea")
+    session_id = await new_session(a_gw.url, teacher)
+    users = [unique("stu") for _ in range(6)]
+    clients = await asyncio.gather(
+        *(connect(a_gw.ws_url, a_gw.url, user, session_id) for user in users)
+    )
+    try:
+        seq = await clients[0].wait_confirmed(await clients[0].draw_stroke(line(10, 10)))
+        for client in clients:
+            await client.wait_seq(seq)
+    finally:
+        for client in clients:
+            await client.close()

@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg  # type: ignore[import-untyped]
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -47,6 +44,9 @@ from sqlalchemy.pool import NullPool
 
 from inkstep.lessons import Lesson, parse_lesson
 from inkstep.store.errors import StoreConflict, StoreError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +206,8 @@ def _wrapped(what: str) -> Iterator[None]:
 
 def alembic_config() -> Config:
     """An Alembic config for our migrations, built in code (no alembic.ini needed)."""
+    from alembic.config import Config  # alembic is slow to import; session actors never migrate
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -213,6 +215,8 @@ def alembic_config() -> Config:
 
 def _upgrade_head(connection: Connection) -> None:
     config = alembic_config()
+    from alembic import command
+
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
@@ -263,6 +267,8 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration; concurrent callers take turns."""
+        from alembic.util import CommandError
+
         try:
             async with self._tx("migrate the schema") as conn:
                 # A transaction-scoped lock: released by the commit that also makes the
