@@ -81,6 +81,10 @@ class SessionCore:
         self.applied_ops: dict[tuple[str, str], int] = {}
         self.doc = SessionDoc()
         self.doc.set_step(self.step_id, 0)
+        # Events applied to the mirror but not yet to the Doc: the Doc is brought up to date
+        # in one transaction when it is read (checkpoint, /doc), not once per event, which
+        # would cost more than everything else an event does.
+        self._doc_backlog: list[dict[str, Any]] = []
 
     # ---- deciding -------------------------------------------------------------------
 
@@ -274,7 +278,7 @@ class SessionCore:
             owner = event["payload"]["user_id"] if event["type"] == "score_update" else author
             self.applied_ops[(owner, op_id)] = seq
         getattr(self, f"_apply_{event['type']}")(event)
-        self.doc.set_seq(seq)
+        self._doc_backlog.append(event)
 
     def _apply_stroke_append(self, event: dict[str, Any]) -> None:
         payload = event["payload"]
@@ -292,11 +296,9 @@ class SessionCore:
             }
             self.strokes[stroke["stroke_id"]] = stroke
             self.layer_owners.setdefault(payload["layer"], event["author"])
-            self.doc.add_stroke(stroke)
             return
         stroke["points"].extend(list(p) for p in payload["points"])
         stroke["final"] = stroke["final"] or payload["final"]
-        self.doc.append_points(stroke["stroke_id"], payload["points"], payload["final"])
 
     def _apply_undo(self, event: dict[str, Any]) -> None:
         self._set_deleted(event["payload"]["target"], True)
@@ -306,19 +308,15 @@ class SessionCore:
 
     def _set_deleted(self, target: str, deleted: bool) -> None:
         stroke = self.strokes[target]
-        if stroke["deleted"] != deleted:
-            stroke["deleted"] = deleted
-            self.doc.set_deleted(target, deleted)
+        stroke["deleted"] = deleted
 
     def _apply_layer_set(self, event: dict[str, Any]) -> None:
         layer, props = event["payload"]["layer"], event["payload"]["props"]
         self.layers.setdefault(layer, {}).update(props)
         self.layer_owners.setdefault(layer, event["author"])
-        self.doc.set_layer_props(layer, props)
 
     def _apply_step_change(self, event: dict[str, Any]) -> None:
         self.step_id = event["payload"]["to_step"]
-        self.doc.set_step(self.step_id, event["seq"])
 
     def _apply_score_update(self, event: dict[str, Any]) -> None:
         self.scores.append({"seq": event["seq"], **event["payload"]})
@@ -332,6 +330,37 @@ class SessionCore:
             current.connections.add(connection)
         elif user_id in self.participants:
             self.participants[user_id].connections.clear()
+
+    # ---- the Yjs document -----------------------------------------------------------
+
+    def synced_doc(self) -> SessionDoc:
+        """The pycrdt Doc with every applied event in it."""
+        if self._doc_backlog:
+            with self.doc.doc.transaction():
+                for event in self._doc_backlog:
+                    self._apply_to_doc(event)
+            self._doc_backlog.clear()
+        return self.doc
+
+    def _apply_to_doc(self, event: dict[str, Any]) -> None:
+        kind, payload, doc = event["type"], event["payload"], self.doc
+        if kind == "stroke_append":
+            if payload["stroke_id"] in doc.strokes:
+                doc.append_points(payload["stroke_id"], payload["points"], payload["final"])
+            else:
+                doc.add_stroke({
+                    "stroke_id": payload["stroke_id"], "author": event["author"],
+                    "step_id": event["step_id"], "layer": payload["layer"],
+                    "style": payload["style"], "points": payload["points"],
+                    "final": payload["final"], "deleted": False,
+                })  # fmt: skip
+        elif kind in ("undo", "redo"):
+            doc.set_deleted(payload["target"], kind == "undo")
+        elif kind == "layer_set":
+            doc.set_layer_props(payload["layer"], payload["props"])
+        elif kind == "step_change":
+            doc.set_step(payload["to_step"], event["seq"])
+        doc.set_seq(event["seq"])
 
     # ---- reading --------------------------------------------------------------------
 
@@ -379,7 +408,7 @@ class SessionCore:
             "applied_ops": [[u, o, s] for (u, o), s in self.applied_ops.items()],
         }
         packed = zlib.compress(json.dumps(mirror, separators=(",", ":")).encode(), 1)
-        return len(packed).to_bytes(8, "big") + packed + self.doc.encode()
+        return len(packed).to_bytes(8, "big") + packed + self.synced_doc().encode()
 
     @classmethod
     def import_state(cls, data: bytes) -> SessionCore:

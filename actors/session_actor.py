@@ -90,7 +90,7 @@ class SessionActor:
     async def export_doc(self) -> bytes:
         await self._ensure_started()
         async with self.runner._commit_lock:
-            return self.runner.core.doc.encode()
+            return self.runner.core.synced_doc().encode()
 
     async def pid(self) -> int:
         return os.getpid()

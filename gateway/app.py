@@ -10,6 +10,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from gateway import rest, ws
 from gateway.errors import error_response, install_error_handlers
@@ -61,7 +63,25 @@ def _serve_web_client(app: FastAPI, dist: Path) -> None:
         return FileResponse(index)
 
 
-def app_from_env() -> FastAPI:
+class Gateway:
+    """The ASGI entry: `/v1/ws` goes straight to its handler, everything else to FastAPI.
+
+    FastAPI's middleware wraps every receive and send of a WebSocket; for a socket that
+    carries tens of frames a second that wrapping costs more than the handler itself.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == ws.PATH:
+            scope["app"] = self.app
+            await ws.websocket_endpoint(WebSocket(scope, receive, send))
+            return
+        await self.app(scope, receive, send)
+
+
+def app_from_env() -> Gateway:
     """Entry point for `uvicorn --factory gateway.app:app_from_env` (one per worker)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return create_app()
+    return Gateway(create_app())

@@ -15,12 +15,11 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.connection import Connection
+from gateway.inbox import InboxWriter
 from inkstep.store.errors import StoreError
 from inkstep.store.streams import (
     connect,
-    encode_message,
     guarded,
-    inbox_key,
     log_key,
     replies_key,
     seq_of,
@@ -46,6 +45,7 @@ class Hub:
 
     def __init__(self, redis_url: str, gateway_id: str, revive: Revive, confirm_s: float):
         self.redis: aioredis.Redis = connect(redis_url)
+        self.inbox = InboxWriter(self.redis)
         self.gateway_id = gateway_id
         self.revive = revive
         self.confirm_s = confirm_s
@@ -67,6 +67,7 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.inbox.stop()
         await self.redis.aclose()
 
     async def subscribe(self, connection: Connection) -> None:
@@ -167,6 +168,5 @@ class Hub:
 
     async def write_inbox(self, session_id: str, message: dict[str, Any]) -> None:
         """Hand an op (or a join/leave) to the session actor."""
-
-        await guarded(self.redis.xadd(inbox_key(session_id), encode_message(message)))
+        await self.inbox.write(session_id, message)
         self.op_written(session_id)

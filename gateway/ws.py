@@ -45,7 +45,10 @@ class Refusal(Exception):
         self.code, self.reason = code, reason
 
 
-@router.websocket("/v1/ws")
+PATH = "/v1/ws"
+
+
+@router.websocket(PATH)
 async def websocket_endpoint(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--data-dir", type=Path, default=None)
-    serve.add_argument("--workers", type=int, default=2, help="gateway processes on one port")
+    serve.add_argument("--workers", type=int, default=1, help="gateway processes on one port")
     serve.set_defaults(func=cmd_serve)
 
     gateway = commands.add_parser("gateway", help="run a gateway against configured services")

@@ -50,8 +50,8 @@ class Settings(BaseSettings):
 
     actor_batch_ops: int = 256
     stream_tail_events: int = 2000
-    checkpoint_every_events: int = 500
-    checkpoint_every_s: float = 30.0
+    checkpoint_every_events: int = 2000
+    checkpoint_every_s: float = 60.0
     idle_exit_s: float = 60.0
 
     public_url: str | None = None

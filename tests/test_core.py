@@ -246,7 +246,9 @@ def test_replay_from_any_point_gives_the_same_state_and_snapshot(
     rebuilt = replay(events[cut:], checkpoint)
     assert rebuilt.state_dict() == live.state_dict()
     assert rebuilt.snapshot() == live.snapshot()
-    assert rebuilt.doc.encode() != b"" and rebuilt.doc.strokes.to_py() == live.doc.strokes.to_py()
+    rebuilt_doc, live_doc = rebuilt.synced_doc(), live.synced_doc()
+    assert rebuilt_doc.encode() != b"" and rebuilt_doc.strokes.to_py() == live_doc.strokes.to_py()
+    assert live_doc.meta.to_py() == {"step_id": live.step_id, "last_seq": live.last_seq}
 
 
 @settings(max_examples=30, deadline=None)
@@ -256,5 +258,5 @@ def test_export_import_round_trip_is_exact(ops: list[tuple[str, str, dict[str, A
     copy = SessionCore.import_state(core.export_state())
     assert copy.state_dict() == core.state_dict()
     assert copy.export_state()[:8] == core.export_state()[:8]
-    assert copy.doc.strokes.to_py() == core.doc.strokes.to_py()
-    assert copy.doc.layers.to_py() == core.doc.layers.to_py()
+    assert copy.synced_doc().strokes.to_py() == core.synced_doc().strokes.to_py()
+    assert copy.synced_doc().layers.to_py() == core.synced_doc().layers.to_py()
