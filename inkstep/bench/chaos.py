@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from inkstep.bench.cluster import (
     BenchCluster,
-    BenchGateway,
     add_cluster_arguments,
     close_clients,
     draw_until,
@@ -31,6 +30,7 @@ from inkstep.bench.cluster import (
     quiet_logs,
     wait_all_confirmed,
 )
+from inkstep.gateway_process import GatewayProcess
 
 if TYPE_CHECKING:
     from inkstep.client import InkstepClient
@@ -227,7 +227,7 @@ async def kill_actors(
         progress(f"killed the actor of session {session_id[:8]} (pid {pid}) at {at_s} s")
 
 
-async def restart_gateway(gateway: BenchGateway, after_s: float) -> dict[str, float]:
+async def restart_gateway(gateway: GatewayProcess, after_s: float) -> dict[str, float]:
     """SIGKILL the gateway after `after_s`, then start it again on the same port."""
     await asyncio.sleep(after_s)
     killed_at = time.monotonic()

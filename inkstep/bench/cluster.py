@@ -15,12 +15,9 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -30,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
+from inkstep.gateway_process import GatewayProcess
 from inkstep.settings import Settings
 from inkstep.tokens import mint_user_token
 
@@ -93,84 +91,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(int(rank), len(ordered)) - 1]
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """Poll `url` until it answers 200; RuntimeError if the process exits or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if process.poll() is not None:
-            raise RuntimeError(f"gateway exited with {process.returncode} before {url} answered")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer 200 within {timeout_s} s")
-        time.sleep(0.2)
-
-
-class BenchGateway:
-    """One `inkstep gateway` child process on a fixed port (so a restart keeps its URL)."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env, self.log_path = env, log_path
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/ws"
-
-    def start(self, timeout_s: float = 180.0) -> BenchGateway:
-        """Start the process and wait until /healthz answers."""
-        self.launch()
-        self.wait_ready(timeout_s)
-        return self
-
-    def launch(self) -> None:
-        """Start the process without waiting for it."""
-        command = [sys.executable, "-m", "inkstep.cli", "gateway", "--host", "127.0.0.1",
-                   "--port", str(self.port)]  # fmt: skip
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def wait_ready(self, timeout_s: float = 180.0) -> None:
-        """Wait until /healthz answers 200."""
-        assert self.process is not None, "launch() the gateway first"
-        try:
-            wait_healthy(f"{self.url}/healthz", self.process, timeout_s)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; see {self.log_path}") from None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> None:
-        """Send `sig` and wait; SIGKILL when it does not exit in time."""
-        self.signal(sig)
-        self.wait_exit(timeout_s)
-
-    def signal(self, sig: int) -> None:
-        """Send `sig` to the process if it runs."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-
-    def wait_exit(self, timeout_s: float = 20.0) -> None:
-        """Wait for the process to exit; SIGKILL when it does not in time."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
 class BenchCluster:
     """Redis, Postgres, Ray and `gateways` gateway processes; a context manager."""
 
@@ -184,7 +104,7 @@ class BenchCluster:
         self.namespace = f"inkstep-bench-{uuid.uuid4().hex[:8]}"
         self.secret = uuid.uuid4().hex + uuid.uuid4().hex
         self.data_dir = Path(tempfile.mkdtemp(prefix="inkstep-bench-"))
-        self.gateways: list[BenchGateway] = []
+        self.gateways: list[GatewayProcess] = []
         self._stack = ExitStack()
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -211,7 +131,7 @@ class BenchCluster:
         self.ray_address = self._connect_ray()
         env = self.gateway_env()
         for index in range(self.gateway_count):
-            gateway = BenchGateway(env, self.data_dir / f"gateway-{index}.log")
+            gateway = GatewayProcess(env, self.data_dir / f"gateway-{index}.log")
             self.gateways.append(gateway)
         self._stack.callback(self.stop_gateways)
         # Launched together: each takes seconds to import and connect.
