@@ -39,6 +39,7 @@ class _StrokeBuffer:
     def __init__(self, stroke_id: str, layer: str, style: dict[str, Any]) -> None:
         self.stroke_id, self.layer, self.style = stroke_id, layer, style
         self.pending: list[list[float]] = []
+        self.lock = asyncio.Lock()
         self.sent_first = False
         self.final = False
 
@@ -355,31 +356,30 @@ class InkstepClient:
         while True:
             await asyncio.sleep(self.batch_interval_s)
             for buffer in list(self._strokes_open.values()):
-                if buffer.pending and self.connected.is_set():
+                if len(buffer.pending) > 1 and self.connected.is_set():
                     await self._flush_stroke(buffer)
             if self._presence_next is not None and self.connected.is_set():
                 payload, self._presence_next = self._presence_next, None
                 await self._send_presence(payload)
 
     async def _flush_stroke(self, buffer: _StrokeBuffer) -> None:
-        while buffer.pending or (buffer.final and buffer.stroke_id in self._strokes_open):
-            chunk, buffer.pending = buffer.pending[:MAX_POINTS], buffer.pending[MAX_POINTS:]
-            if not chunk:
-                chunk = [[*self._last_point(buffer)]]
-            final = buffer.final and not buffer.pending
-            op_id = buffer.stroke_id if not buffer.sent_first else new_op_id()
-            buffer.sent_first = True
-            await self.send_op({
-                "type": "stroke_append", "client_op_id": op_id, "step_id": self.step_id,
-                "payload": {"stroke_id": buffer.stroke_id, "layer": buffer.layer,
-                            "points": chunk, "style": buffer.style, "final": final},
-            })  # fmt: skip
-            if final:
+        """Send the buffered points; while the stroke is open its newest point stays back,
+        so the closing batch always has a point of its own (no repeated or made-up point)."""
+        async with buffer.lock:  # batches of one stroke leave in order, the final one last
+            keep = 0 if buffer.final else 1
+            while len(buffer.pending) > keep:
+                size = min(MAX_POINTS, len(buffer.pending) - keep)
+                chunk, buffer.pending = buffer.pending[:size], buffer.pending[size:]
+                final = buffer.final and not buffer.pending
+                op_id = buffer.stroke_id if not buffer.sent_first else new_op_id()
+                buffer.sent_first = True
+                await self.send_op({
+                    "type": "stroke_append", "client_op_id": op_id, "step_id": self.step_id,
+                    "payload": {"stroke_id": buffer.stroke_id, "layer": buffer.layer,
+                                "points": chunk, "style": buffer.style, "final": final},
+                })  # fmt: skip
+            if buffer.final:
                 self._strokes_open.pop(buffer.stroke_id, None)
-
-    def _last_point(self, buffer: _StrokeBuffer) -> list[float]:
-        stroke = self.strokes.get(buffer.stroke_id)
-        return list(stroke["points"][-1]) if stroke else [0.0, 0.0, 0.5, 0.0]
 
     async def undo(self, target: str) -> str:
         return await self.send_op({"type": "undo", "payload": {"target": target}})

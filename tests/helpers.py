@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from inkstep.client import InkstepApi, InkstepClient
@@ -41,6 +42,22 @@ async def connect(
     client = InkstepClient(ws_url, token, backoff_base_s=0.05, **kw)
     await client.start()
     return client
+
+
+@asynccontextmanager
+async def teacher_and_student(
+    teacher_gw: Any, student_gw: Any
+) -> AsyncIterator[tuple[str, InkstepClient, InkstepClient]]:
+    """A new session with its teacher on one gateway and a student on another, both live."""
+    teacher, student = unique("tea"), unique("stu")
+    session_id = await new_session(teacher_gw.url, teacher)
+    a = await connect(teacher_gw.ws_url, teacher_gw.url, teacher, session_id, "teacher")
+    b = await connect(student_gw.ws_url, student_gw.url, student, session_id)
+    try:
+        yield session_id, a, b
+    finally:
+        await a.close()
+        await b.close()
 
 
 def line(x0: float, y0: float, n: int = 20, dx: float = 2.0) -> list[list[float]]:

@@ -21,6 +21,7 @@ from tests.helpers import (
     line,
     new_session,
     session_token,
+    teacher_and_student,
     unique,
     user_token,
 )
@@ -34,11 +35,7 @@ def gw(gateways: list[GatewayProcess]) -> tuple[GatewayProcess, GatewayProcess]:
 
 async def test_two_gateways_deliver_identical_sequences(gw: Any) -> None:
     a_gw, b_gw = gw
-    teacher, student = unique("tea"), unique("stu")
-    session_id = await new_session(a_gw.url, teacher)
-    a = await connect(a_gw.ws_url, a_gw.url, teacher, session_id, "teacher")
-    b = await connect(b_gw.ws_url, b_gw.url, student, session_id, "student")
-    try:
+    async with teacher_and_student(a_gw, b_gw) as (_, a, b):
         strokes = []
         for i in range(5):
             strokes.append(await a.draw_stroke(line(100, 100 + i * 10)))
@@ -55,9 +52,6 @@ async def test_two_gateways_deliver_identical_sequences(gw: Any) -> None:
         assert a.strokes[strokes[0]]["deleted"] and b.strokes[strokes[1]]["deleted"]
         seqs = [e["seq"] for e in a.events]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_late_joiner_snapshot_equals_what_others_hold(gw: Any) -> None:
@@ -118,11 +112,7 @@ async def test_resume_with_last_seq_gets_exactly_what_was_missed(gw: Any) -> Non
 
 async def test_duplicate_op_is_acked_and_not_broadcast_again(gw: Any) -> None:
     a_gw, b_gw = gw
-    teacher, student = unique("tea"), unique("stu")
-    session_id = await new_session(a_gw.url, teacher)
-    a = await connect(a_gw.ws_url, a_gw.url, teacher, session_id, "teacher")
-    b = await connect(b_gw.ws_url, b_gw.url, student, session_id)
-    try:
+    async with teacher_and_student(a_gw, b_gw) as (_, a, b):
         op = {"type": "stroke_append", "client_op_id": "dup-1", "step_id": "s1",
               "payload": {"stroke_id": "dup-1", "layer": "ink", "points": line(5, 5),
                           "style": {"color": "#000000", "width": 2, "tool": "pen"},
@@ -136,9 +126,6 @@ async def test_duplicate_op_is_acked_and_not_broadcast_again(gw: Any) -> None:
         await b.wait_seq(marker)
         assert [e["seq"] for e in b.events if e.get("client_op_id") == "dup-1"] == [seq]
         assert [e["seq"] for e in a.events if e.get("client_op_id") == "dup-1"] == [seq]
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_roles_are_enforced_and_refusals_change_nothing(gw: Any) -> None:
@@ -292,17 +279,11 @@ async def test_replay_and_yjs_doc_match_the_session(gw: Any) -> None:
 
 async def test_presence_is_relayed_across_gateways(gw: Any) -> None:
     a_gw, b_gw = gw
-    ann, bob = unique("ann"), unique("bob")
-    session_id = await new_session(a_gw.url, ann)
-    a = await connect(a_gw.ws_url, a_gw.url, ann, session_id, "teacher")
-    b = await connect(b_gw.ws_url, b_gw.url, bob, session_id)
-    try:
+    async with teacher_and_student(a_gw, b_gw) as (_, a, b):
+        ann = a.user_id
         await a.set_presence((120.0, 80.0), tool="pen")
         await b.wait_for(lambda: b.presence.get(ann, {}).get("cursor") == [120.0, 80.0])
         assert ann not in a.presence
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_kill_9_of_the_session_actor_loses_no_confirmed_event(
@@ -343,11 +324,7 @@ async def test_kill_9_of_the_session_actor_loses_no_confirmed_event(
 
 async def test_live_stroke_points_are_batched_into_one_stroke(gw: Any) -> None:
     a_gw, b_gw = gw
-    ann, bob = unique("ann"), unique("bob")
-    session_id = await new_session(a_gw.url, ann)
-    a = await connect(a_gw.ws_url, a_gw.url, ann, session_id, "teacher")
-    b = await connect(b_gw.ws_url, b_gw.url, bob, session_id)
-    try:
+    async with teacher_and_student(a_gw, b_gw) as (_, a, b):
         stroke_id = a.begin_stroke()
         for i in range(30):  # a pointer moving for ~0.5 s at 60 Hz
             a.add_point(stroke_id, 100 + i, 200, 0.5)
@@ -359,9 +336,6 @@ async def test_live_stroke_points_are_batched_into_one_stroke(gw: Any) -> None:
         assert 2 <= len(batches) < 30  # batched, not one frame per point
         assert batches[0]["client_op_id"] == stroke_id
         assert [p[0] for p in b.strokes[stroke_id]["points"]] == [100 + i for i in range(30)]
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_pong_tells_the_newest_seq_queued_before_it(gw: Any) -> None:
