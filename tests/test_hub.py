@@ -38,23 +38,3 @@ async def test_concurrent_subscriptions_to_one_session_all_receive_events(redis_
     finally:
         await hub.stop()
         await redis.aclose()
-
-
-async def test_a_reply_reaches_only_its_connection(redis_url: str) -> None:
-    session_id, gateway_id = unique("hub"), unique("gw")
-    hub = Hub(redis_url, gateway_id, no_revive, confirm_s=5)
-    await hub.start()
-    redis = connect(redis_url)
-    try:
-        one, two = connection(session_id), connection(session_id)
-        await hub.subscribe(one)
-        await hub.subscribe(two)
-        frame = {"type": "ack", "client_op_id": "x", "seq": 3, "duplicate": True}
-        reply = json.dumps({"connection": two.id, "frame": frame})
-        await redis.xadd(f"inkstep:gw:{gateway_id}:replies", {"m": reply})
-        seq, raw = await asyncio.wait_for(two.queue.get(), 10)
-        assert seq == 0 and json.loads(raw) == frame
-        assert one.queue.empty()
-    finally:
-        await hub.stop()
-        await redis.aclose()
