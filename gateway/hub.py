@@ -166,7 +166,7 @@ class Hub:
                     with contextlib.suppress(Exception):
                         await self.revive(session_id)
 
-    async def write_inbox(self, session_id: str, message: dict[str, Any]) -> None:
+    async def write_inbox(self, session_id: str, message: dict[str, Any] | str) -> None:
         """Hand an op (or a join/leave) to the session actor."""
         await self.inbox.write(session_id, message)
         self.op_written(session_id)

@@ -25,13 +25,15 @@ class InboxWriter:
         self._pending: list[Pending] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
-    async def write(self, session_id: str, message: dict[str, Any]) -> None:
-        """Append one message to a session's inbox; StoreError if Redis refused it."""
+    async def write(self, session_id: str, message: dict[str, Any] | str) -> None:
+        """Append one message (a dict, or its JSON text) to a session's inbox; StoreError if
+        Redis refused it."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush_now)
-        self._pending.append((session_id, encode_message(message), done))
+        fields = encode_message(message) if isinstance(message, dict) else {"m": message}
+        self._pending.append((session_id, fields, done))
         await done
 
     def _flush_now(self) -> None:

@@ -17,8 +17,10 @@ from inkstep.protocol import (
     PROTOCOL_VERSION,
     FrameError,
     Hello,
+    OrderedOp,
     Ping,
     PresenceMsg,
+    op_to_json,
     parse_client_frame,
 )
 from inkstep.store.errors import StoreError, StoreUnavailable
@@ -108,6 +110,7 @@ class Session:
         self.bucket = TokenBucket(self.settings.ops_per_second, self.settings.ops_burst)
         self.refused_in_a_row = 0
         self.last_frame_at = time.monotonic()
+        self._op_envelope: str | None = None
 
     async def run(self) -> None:
         services, connection = self.services, self.connection
@@ -157,6 +160,17 @@ class Session:
             logger.warning("could not record a leave", extra={"session_id": connection.session_id})
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await self.websocket.close()
+
+    def _op_message(self, op: OrderedOp) -> str:
+        """The inbox message for an op, as JSON text: the envelope is encoded once per
+        connection and the op by pydantic, since this runs for every op."""
+        if self._op_envelope is None:
+            c = self.connection
+            envelope = json.dumps({"kind": "op", "user_id": c.user_id, "role": c.role,
+                                   "connection": c.id, "gateway": self.services.gateway_id,
+                                   "op": None}, separators=(",", ":"))  # fmt: skip
+            self._op_envelope = envelope.removesuffix("null}")
+        return f"{self._op_envelope}{op_to_json(op)}}}"
 
     def _membership(self, kind: str) -> dict[str, Any]:
         c = self.connection
@@ -247,12 +261,9 @@ class Session:
                                  frame.client_op_id)  # fmt: skip
             if not self.bucket.take():
                 raise FrameError("rate_limited", "too many ops; slow down", frame.client_op_id)
-            message = {"kind": "op", "user_id": connection.user_id, "role": connection.role,
-                       "connection": connection.id, "gateway": services.gateway_id,
-                       "op": frame.model_dump(mode="json")}  # fmt: skip
             assert services.hub is not None
             try:
-                await services.hub.write_inbox(connection.session_id, message)
+                await services.hub.write_inbox(connection.session_id, self._op_message(frame))
             except StoreUnavailable:
                 raise FrameError("unavailable", "storage is unreachable; retry later",
                                  frame.client_op_id) from None  # fmt: skip

@@ -123,15 +123,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _start_local_ray(stack: ExitStack, settings: Settings) -> str:
-    import ray
+    from inkstep.local_ray import start_local_ray
 
-    ray.init(
-        namespace=settings.ray_namespace,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
+    address = start_local_ray(settings.ray_namespace)
     stack.callback(_stop_session_actors_then_ray)
-    address: str = ray.get_runtime_context().gcs_address
     return address
 
 

@@ -175,11 +175,18 @@ def _describe(exc: ValidationError) -> str:
 
 def parse_client_frame(text: str | bytes) -> Hello | OrderedOp | PresenceMsg | Ping:
     """Validate one client frame, raising FrameError with the right code when refused."""
+    try:
+        # Parsing and validating in one pass is the hot path of every op; a frame it refuses
+        # goes through the slower path below, which names the problem.
+        frame: Hello | OrderedOp | PresenceMsg | Ping = _client_frame.validate_json(text)
+        return frame
+    except ValidationError:
+        pass
     raw = parse_json_object(text)
     op_id = raw.get("client_op_id")
     op_id = op_id if isinstance(op_id, str) and len(op_id) <= 64 else None
     try:
-        frame: Hello | OrderedOp | PresenceMsg | Ping = _client_frame.validate_python(raw)
+        frame = _client_frame.validate_python(raw)
     except ValidationError as exc:
         too_long = any(e["type"] == "too_long" and "points" in e["loc"] for e in exc.errors())
         if too_long:
@@ -199,6 +206,6 @@ def check_in_canvas(points: list[list[float]], width: int, height: int) -> None:
             )
 
 
-def op_to_dict(op: OrderedOp) -> dict[str, Any]:
-    """The op as plain JSON-ready data, without defaults the client did not send."""
-    return op.model_dump(mode="json")
+def op_to_json(op: OrderedOp) -> str:
+    """The op as compact JSON, ready to forward to the session actor."""
+    return op.model_dump_json()

@@ -46,9 +46,11 @@ def ray_address() -> Iterator[str]:
     """One local Ray for the whole test session; returns its GCS address."""
     import ray
 
-    ray.init(num_cpus=2, namespace="inkstep-tests", include_dashboard=False, log_to_driver=False)
+    from inkstep.local_ray import start_local_ray
+
+    address = start_local_ray("inkstep-tests", num_cpus=2)
     try:
-        yield ray.get_runtime_context().gcs_address
+        yield address
     finally:
         ray.shutdown()
 

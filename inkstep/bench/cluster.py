@@ -29,6 +29,7 @@ import ray
 
 from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
 from inkstep.gateway_process import GatewayProcess
+from inkstep.local_ray import start_local_ray
 from inkstep.settings import Settings
 from inkstep.tokens import mint_user_token
 
@@ -156,7 +157,7 @@ class BenchCluster:
             if self.ray_address is not None:
                 ray.init(address=self.ray_address, namespace=self.namespace, log_to_driver=False)
             else:
-                ray.init(namespace=self.namespace, include_dashboard=False, log_to_driver=False)
+                start_local_ray(self.namespace)
             self._stack.callback(ray.shutdown)
         self._stack.callback(self.kill_session_actors)
         address: str = ray.get_runtime_context().gcs_address
