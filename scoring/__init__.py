@@ -6,14 +6,17 @@ without Ray).
 
 from __future__ import annotations
 
+from scoring.geometry import PackedStrokes, pack_strokes
 from scoring.params import ParamsError, ScoringParams, load_params, parse_params, save_params
 from scoring.score import StepScore, score_step
 
 __all__ = [
+    "PackedStrokes",
     "ParamsError",
     "ScoringParams",
     "StepScore",
     "load_params",
+    "pack_strokes",
     "parse_params",
     "save_params",
     "score_step",

@@ -42,13 +42,7 @@ def resample_path(xy: Array, step_px: float) -> Array:
         return xy
     seg = np.hypot(*np.diff(xy, axis=0).T)
     keep = np.concatenate(([True], seg > 1e-9))
-    xy, seg = xy[keep], seg[seg > 1e-9]
-    if len(xy) == 1:
-        return xy.copy()
-    s = np.concatenate(([0.0], np.cumsum(seg)))
-    n = max(2, math.ceil(s[-1] / step_px) + 1)
-    at = np.linspace(0.0, s[-1], n)
-    return np.column_stack((np.interp(at, s, xy[:, 0]), np.interp(at, s, xy[:, 1])))
+    return _resample_kept(xy[keep], seg[seg > 1e-9], step_px)
 
 
 def path_length(xy: Array) -> float:
@@ -132,14 +126,88 @@ def _raw_points(points: Sequence[Sequence[float]]) -> Array:
     return out
 
 
-def ink_from_strokes(strokes: Iterable[Mapping[str, Any]], step_px: float) -> list[Ink]:
+@dataclass(frozen=True, eq=False)
+class PackedStrokes:
+    """The strokes that count as one (n, 4) array of [x, y, pressure, t_ms] rows + row counts.
+
+    What a Ray task should receive: two arrays serialise faster than the session's stroke
+    dicts, and the worker has no per-point conversion left to do.
+    """
+
+    points: Array  # (n, 4) float64, the strokes one after the other
+    counts: NDArray[np.int64]  # rows per stroke, each >= 1
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+
+def pack_strokes(strokes: Iterable[Mapping[str, Any]] | PackedStrokes) -> PackedStrokes:
+    """The live strokes (see `live_strokes`) packed into two arrays."""
+    if isinstance(strokes, PackedStrokes):
+        return strokes
+    points = [s["points"] for s in live_strokes(strokes)]
+    counts = np.array([len(p) for p in points], dtype=np.int64)
+    try:  # one conversion for all strokes when every row is a full sample
+        raw = np.asarray([row for p in points for row in p], dtype=np.float64)
+    except ValueError:
+        raw = np.empty((0, 0))
+    if raw.ndim != 2 or raw.shape[1] < 4:  # short or ragged rows: convert stroke by stroke
+        raw = np.vstack([_raw_points(p) for p in points]) if points else np.empty((0, 4))
+    return PackedStrokes(np.ascontiguousarray(raw[:, :4]), counts)
+
+
+def ink_from_strokes(
+    strokes: Iterable[Mapping[str, Any]] | PackedStrokes, step_px: float
+) -> list[Ink]:
     """Turn session stroke dicts into resampled ink, skipping deleted and eraser strokes."""
-    inks = []
-    for stroke in live_strokes(strokes):
-        raw = _raw_points(stroke["points"])
-        path = resample_path(raw[:, :2], step_px)
-        inks.append(Ink(raw=raw, path=path, length_px=path_length(path)))
-    return inks
+    packed = pack_strokes(strokes)
+    if not len(packed):
+        return []
+    # Per-sample work is done once over all strokes; only the per-stroke arc length
+    # parametrisation is a loop (the same operations as resample_path, stroke by stroke).
+    raw = packed.points
+    ends = np.cumsum(packed.counts)
+    starts = ends - packed.counts
+    step = np.hypot(*np.diff(raw[:, :2], axis=0).T)
+    moved = np.concatenate(([True], step > 1e-9))
+    moved[starts] = True
+    kept = np.cumsum(moved)  # kept samples up to and including each row
+    paths = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        seg = step[start : end - 1]
+        if kept[end - 1] - kept[start] == end - 1 - start:  # no repeated points
+            xy = raw[start:end, :2]
+        else:
+            xy = raw[start:end][moved[start:end], :2]
+            seg = seg[seg > 1e-9]
+        paths.append(_resample_kept(xy, seg, step_px))
+    sizes = [len(p) for p in paths]
+    gaps = np.hypot(*np.diff(np.concatenate(paths), axis=0).T)
+    first = np.cumsum([0, *sizes[:-1]]).tolist()
+    return [
+        Ink(raw[a:b], path, float(gaps[i : i + m - 1].sum()) if m > 1 else 0.0)
+        for a, b, path, i, m in zip(
+            starts.tolist(), ends.tolist(), paths, first, sizes, strict=True
+        )
+    ]
+
+
+def _resample_kept(xy: Array, seg: Array, step_px: float) -> Array:
+    """resample_path's second half: `xy` without repeats, `seg` the lengths between them."""
+    if len(xy) == 1:
+        return xy.copy()
+    s = np.empty(len(seg) + 1)
+    s[0] = 0.0
+    np.cumsum(seg, out=s[1:])
+    length = float(s[-1])
+    n = max(2, math.ceil(length / step_px) + 1)
+    # np.linspace(0, length, n), exactly, without its ~10 µs of argument handling.
+    at = np.arange(n) * (length / (n - 1))
+    at[-1] = length
+    out = np.empty((n, 2))
+    out[:, 0] = np.interp(at, s, xy[:, 0])
+    out[:, 1] = np.interp(at, s, xy[:, 1])
+    return out
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from inkstep.lessons import Canvas, Step
 from scoring.accuracy import Matching, accuracy_terms, map_ssim, match, robust_hausdorff_px
-from scoring.geometry import Reference, build_reference, ink_from_strokes
+from scoring.geometry import PackedStrokes, Reference, build_reference, ink_from_strokes
 from scoring.params import ScoringParams
 from scoring.quality import quality_of
 from scoring.shape_gate import fit_part
@@ -54,18 +55,23 @@ def _rounded(value: Any) -> Any:
 def score_step(
     step: Step,
     canvas: Canvas,
-    strokes: Sequence[Mapping[str, Any]],
+    strokes: Iterable[Mapping[str, Any]] | PackedStrokes,
     params: ScoringParams | None = None,
 ) -> StepScore:
-    """Score a learner's strokes for one step (deleted and eraser strokes are ignored)."""
+    """Score a learner's strokes for one step (deleted and eraser strokes are ignored).
+
+    `strokes`: the session's stroke dicts, or the same already packed (see `pack_strokes`).
+    """
     params = (params or ScoringParams()).for_step(step)
     tau = step.tolerance_px
     reference = build_reference(step.reference, params.sample_step_px)
     inks = ink_from_strokes(strokes, params.sample_step_px)
     ink = np.vstack([i.path for i in inks]) if inks else np.empty((0, 2))
-    matching = match(reference, ink)
+    # One k-d tree of the ink serves both the matching and quality's overdraw.
+    ink_tree = cKDTree(ink) if len(ink) else None
+    matching = match(reference, ink, ink_tree)
     terms = accuracy_terms(reference, matching, tau, params)
-    quality = quality_of(inks, reference.parts, params)
+    quality = quality_of(inks, reference.parts, params, ink_tree)
 
     fits = [
         fit_part(part, ink[matching.ink_part == k], tau, params, _end_gaps(reference, matching, k))

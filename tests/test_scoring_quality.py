@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from inkstep.lessons import Canvas
 from scoring import ScoringParams, StepScore, score_step
+from scoring.quality import mean_std
 from scoring.synthetic import Drawing, draw_step, example_step
 
 CANVAS = Canvas(width=800, height=600)
@@ -87,3 +89,9 @@ def test_untimed_points_skip_the_speed_features() -> None:
 def test_a_two_stroke_circle_is_not_a_correction() -> None:
     assert features(score(Drawing(pieces=2)))["corrections"] == 0
     assert features(score(Drawing(pieces=4)))["corrections"] == 2
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 9, 130, 1001])
+def test_mean_std_is_numpys_bit_for_bit(size: int) -> None:
+    values = np.random.default_rng(size).gamma(2.0, 3.0, size)
+    assert mean_std(values) == (float(values.mean()), float(values.std()))
