@@ -1,26 +1,58 @@
-"""The Ray task the session actor submits when a learner completes a step."""
+"""The Ray task the session actor submits when a learner completes a step.
+
+What crosses the Ray boundary is compact: the step, canvas and params as JSON text and the
+strokes packed into two numpy arrays (`pack_strokes`). A worker scores the same few lesson
+steps over and over, so it validates each distinct JSON text once and keeps the result.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import ray
 
 from inkstep.lessons import Canvas, Step
-from scoring.params import parse_params
+from scoring.geometry import PackedStrokes, pack_strokes
+from scoring.params import ParamsError, ScoringParams, parse_params
 from scoring.score import score_step
+
+__all__ = ["pack_strokes", "score_step_json", "score_step_task"]
+
+
+@lru_cache(maxsize=256)
+def _step(step_json: str) -> Step:
+    return Step.model_validate_json(step_json)
+
+
+@lru_cache(maxsize=16)
+def _canvas(canvas_json: str) -> Canvas:
+    return Canvas.model_validate_json(canvas_json)
+
+
+@lru_cache(maxsize=16)
+def _params(params_json: str) -> ScoringParams:
+    try:
+        data = json.loads(params_json)
+    except ValueError as exc:
+        raise ParamsError(f"scoring params: not JSON: {exc}") from None
+    return parse_params(data, "scoring params")
 
 
 def score_step_json(
-    step_json: dict[str, Any],
-    canvas_json: dict[str, Any],
-    strokes: list[dict[str, Any]],
-    params_json: dict[str, Any],
+    step_json: str,
+    canvas_json: str,
+    strokes: PackedStrokes | Iterable[Mapping[str, Any]],
+    params_json: str,
 ) -> dict[str, Any]:
-    """score_step on plain JSON (what crosses the Ray boundary), returning the wire payload."""
-    step = Step.model_validate(step_json)
-    canvas = Canvas.model_validate(canvas_json)
-    params = parse_params(params_json, "scoring params")
+    """score_step on what crosses the Ray boundary, returning the `score_update` payload.
+
+    `step_json`, `canvas_json`, `params_json`: JSON text (validated once per distinct text);
+    `strokes`: packed (see `pack_strokes`) or the session's stroke dicts.
+    """
+    step, canvas, params = _step(step_json), _canvas(canvas_json), _params(params_json)
     return score_step(step, canvas, strokes, params).to_payload()
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import ray
 
 from inkstep.lessons import Canvas
-from scoring import ScoringParams, score_step
+from scoring import ParamsError, ScoringParams, pack_strokes, score_step
 from scoring.synthetic import Drawing, draw_step, example_step
 from scoring.tasks import score_step_json, score_step_task
 
@@ -20,10 +21,10 @@ def test_task_returns_the_payload_of_score_step(ray_address: str) -> None:
     ]
     refs = [
         score_step_task.remote(
-            step.model_dump(mode="json", by_alias=True),
-            canvas.model_dump(),
-            strokes,
-            params.model_dump(mode="json"),
+            step.model_dump_json(by_alias=True),
+            canvas.model_dump_json(),
+            pack_strokes(strokes),
+            params.model_dump_json(),
         )
         for step, strokes in cases
     ]
@@ -36,10 +37,22 @@ def test_task_returns_the_payload_of_score_step(ray_address: str) -> None:
 def test_plain_wrapper_validates_its_json() -> None:
     step = example_step("line")
     payload = score_step_json(
-        step.model_dump(mode="json", by_alias=True),
-        {"width": 800, "height": 600},
-        draw_step(step),
-        {},
+        step.model_dump_json(by_alias=True), '{"width": 800, "height": 600}', draw_step(step), "{}"
     )
     assert payload["passed"] is True
     assert payload["accuracy"] == 100.0
+    with pytest.raises(ParamsError, match="zero_credit_tau"):
+        score_step_json(
+            step.model_dump_json(by_alias=True),
+            '{"width": 800, "height": 600}',
+            draw_step(step),
+            '{"zero_credit_tau": 0.5}',
+        )
+
+
+def test_packed_and_dict_strokes_score_alike() -> None:
+    step = example_step("polyline")
+    strokes = draw_step(step, Drawing(pieces=3, pen=True, jitter_px=0.5, seed=4))
+    args = (step.model_dump_json(by_alias=True), '{"width": 800, "height": 600}')
+    packed = score_step_json(*args, pack_strokes(strokes), "{}")
+    assert packed == score_step_json(*args, strokes, "{}")

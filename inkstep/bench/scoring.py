@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import statistics
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
+import psutil
 import ray
 
 from inkstep.lessons import Canvas, Lesson, Step, load_lessons_dir
@@ -25,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=100, help="latency samples (100)")
     parser.add_argument("--sessions", type=int, default=50, help="sessions (50)")
     parser.add_argument("--completions", type=int, default=200, help="step completions (200)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="throughput rounds, single and Ray alternating (3)"
+    )
     parser.add_argument("--address", default=None, help="Ray address (default: start locally)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -46,12 +53,18 @@ def _bench_step(lesson: Lesson) -> Step:
 
 def _strokes(step: Step, count: int, seed: int) -> list[dict[str, Any]]:
     """`count` pen strokes over the step, pieces split so there are enough of them."""
-    pieces = 1
+    drawing = Drawing(pen=True, jitter_px=0.4, seed=seed)
+    # Each shape outline (a polyline edge counts as one) becomes `pieces` strokes.
+    pieces = max(1, math.ceil(count / len(draw_step(step, drawing))))
     while True:
-        strokes = draw_step(step, Drawing(pieces=pieces, pen=True, jitter_px=0.4, seed=seed))
+        strokes = draw_step(step, replace(drawing, pieces=pieces))
         if len(strokes) >= count:
             return strokes[:count]
         pieces += 1
+
+
+def _round_or_none(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -74,44 +87,97 @@ def _latency_ms(
     return wall, cpu
 
 
-def _workload(
-    lesson: Lesson, sessions: int, completions: int
-) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """`completions` step completions spread over `sessions` sessions, each its own drawing."""
+Work = list[tuple[str, list[dict[str, Any]]]]
+
+
+def _workload(lesson: Lesson, sessions: int, completions: int, strokes: int) -> Work:
+    """`completions` completions of the lesson's steps over `sessions` sessions, as (step
+    JSON, strokes): each its own drawing of `strokes` strokes, like the latency figure's."""
+    steps = [(step.model_dump_json(by_alias=True), step) for step in lesson.steps]
     work = []
     for i in range(completions):
-        step = lesson.steps[i % len(lesson.steps)]
+        step_json, step = steps[i % len(steps)]
         session = i % sessions
-        drawing = Drawing(pen=True, jitter_px=0.4, pieces=2, seed=session * 1000 + i)
-        work.append((step.model_dump(mode="json", by_alias=True), draw_step(step, drawing)))
+        work.append((step_json, _strokes(step, strokes, seed=session * 1000 + i)))
     return work
 
 
-def _throughput(
-    work: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-) -> tuple[float, float, int]:
-    """Completions per second: one worker in this process, then all as parallel Ray tasks."""
-    from scoring.tasks import score_step_json, score_step_task
+@dataclass(frozen=True)
+class Throughput:
+    """Completions per second each way (medians over rounds) and what one costs in CPU."""
 
-    canvas = CANVAS.model_dump()
-    params = ScoringParams().model_dump(mode="json")
-    start = time.perf_counter()
-    for step_json, strokes in work:
-        score_step_json(step_json, canvas, strokes, params)
-    single = len(work) / (time.perf_counter() - start)
+    single_per_s: float
+    ray_per_s: float
+    ray_cpus: int
+    single_cpu_ms: float  # per completion, this process
+    ray_cpu_ms: float | None  # per completion, this process and the local Ray's (None: remote)
 
+
+def _throughput(work: Work, rounds: int, local_ray: bool) -> Throughput:
+    """Completions per second: one worker in this process, and all as parallel Ray tasks.
+
+    Both run the product path from the session's stroke dicts (pack the strokes, look up the
+    parsed step and params, score, build the payload). The two alternate for `rounds`
+    rounds, so load from elsewhere on the machine weighs on both alike.
+    """
+    from scoring.tasks import pack_strokes, score_step_json, score_step_task
+
+    canvas_json = CANVAS.model_dump_json()
+    params_json = ScoringParams().model_dump_json()
+    # The JSON texts travel inline in each task: at ~1 KB, an object-store reference would
+    # cost each task a fetch (measured slower than sending them along).
+    steps = dict(work)
+    for step_json, strokes in steps.items():  # parse each step once and sample its reference
+        score_step_json(step_json, canvas_json, strokes, params_json)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
-    # Warm-up: start the workers and import scoring in each before timing.
-    ray.get([score_step_task.remote(s, canvas, k, params) for s, k in work[: 2 * cpus]])
-    canvas_ref, params_ref = ray.put(canvas), ray.put(params)
-    start = time.perf_counter()
-    ray.get([score_step_task.remote(s, canvas_ref, k, params_ref) for s, k in work])
-    parallel = len(work) / (time.perf_counter() - start)
-    return single, parallel, cpus
+    # Warm-up: start the workers and let each parse every step before timing.
+    ray.get(
+        [
+            score_step_task.remote(s, canvas_json, pack_strokes(k), params_json)
+            for s, k in list(steps.items()) * 2 * cpus
+        ]
+    )
+    processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+
+    single_s, single_cpu_s, ray_s, ray_cpu_s = [], [], [], []
+    for _ in range(rounds):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        single = [score_step_json(s, canvas_json, pack_strokes(k), params_json) for s, k in work]
+        single_s.append(time.perf_counter() - start)
+        single_cpu_s.append(time.process_time() - start_cpu)
+
+        start, start_cpu = time.perf_counter(), _cpu_s(processes)
+        refs = [
+            score_step_task.remote(s, canvas_json, pack_strokes(k), params_json) for s, k in work
+        ]
+        parallel = ray.get(refs)
+        ray_s.append(time.perf_counter() - start)
+        ray_cpu_s.append(_cpu_s(processes) - start_cpu)
+        if parallel != single:
+            raise RuntimeError("Ray tasks and the single worker scored the workload differently")
+    per_ms = 1000.0 / len(work)
+    return Throughput(
+        single_per_s=len(work) / statistics.median(single_s),
+        ray_per_s=len(work) / statistics.median(ray_s),
+        ray_cpus=cpus,
+        single_cpu_ms=per_ms * statistics.median(single_cpu_s),
+        ray_cpu_ms=per_ms * statistics.median(ray_cpu_s) if local_ray else None,
+    )
+
+
+def _cpu_s(processes: list[psutil.Process]) -> float:
+    """CPU seconds used so far by the processes still running."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print a table (or JSON with --json); 0 on success."""
+    load_start = os.getloadavg()[0]
     lessons = load_lessons_dir(PACKAGE_ROOT / "lessons")
     lesson = lessons.get("face-construction") or next(iter(lessons.values()))
     step = _bench_step(lesson)
@@ -122,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     if started_ray:
         ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
     try:
-        single, parallel, cpus = _throughput(_workload(lesson, args.sessions, args.completions))
+        work = _workload(lesson, args.sessions, args.completions, args.strokes)
+        throughput = _throughput(work, args.rounds, local_ray=started_ray and not args.address)
     finally:
         if started_ray:
             ray.shutdown()
@@ -134,13 +201,20 @@ def run(args: argparse.Namespace) -> int:
         "latency_p95_ms": round(_percentile(latency, 0.95), 2),
         # CPU time is what the step costs; wall time also shows how busy the machine was.
         "latency_p50_cpu_ms": round(statistics.median(cpu), 2),
+        "load_avg_1m_start": round(load_start, 2),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "completions": args.completions,
         "sessions": args.sessions,
-        "ray_cpus": cpus,
-        "single_worker_per_s": round(single, 1),
-        "ray_tasks_per_s": round(parallel, 1),
-        "speedup": round(parallel / single, 2),
+        "completion_steps": len(lesson.steps),
+        "completion_strokes_mean": round(statistics.mean(len(k) for _, k in work), 1),
+        "ray_cpus": throughput.ray_cpus,
+        "single_worker_per_s": round(throughput.single_per_s, 1),
+        "ray_tasks_per_s": round(throughput.ray_per_s, 1),
+        "speedup": round(throughput.ray_per_s / throughput.single_per_s, 2),
+        # CPU per completion each way: the gap is what Ray adds (its per-task work, and
+        # two workers sharing the machine's cores and caches).
+        "single_worker_cpu_ms_per_step": round(throughput.single_cpu_ms, 2),
+        "ray_cpu_ms_per_step": _round_or_none(throughput.ray_cpu_ms),
     }
     if args.json:
         print(json.dumps(result))
