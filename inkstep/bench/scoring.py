@@ -16,6 +16,7 @@ import psutil
 import ray
 
 from inkstep.lessons import Canvas, Lesson, Step, load_lessons_dir
+from inkstep.local_ray import start_local_ray
 from inkstep.settings import PACKAGE_ROOT
 from scoring import ScoringParams, score_step
 from scoring.synthetic import Drawing, draw_step
@@ -185,8 +186,10 @@ def run(args: argparse.Namespace) -> int:
     latency, cpu = _latency_ms(step, strokes, args.repeats)
 
     started_ray = not ray.is_initialized()
-    if started_ray:
+    if started_ray and args.address:
         ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    elif started_ray:  # as `inkstep serve` starts it: workers at normal priority
+        start_local_ray("inkstep-bench-scoring")
     try:
         work = _workload(lesson, args.sessions, args.completions, args.strokes)
         throughput = _throughput(work, args.rounds, local_ray=started_ray and not args.address)
