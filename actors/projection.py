@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from inkstep.store.database import Database
 from inkstep.store.errors import StoreError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from inkstep.store.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +23,9 @@ logger = logging.getLogger(__name__)
 class Projection:
     """Queues events and writes the rows they imply."""
 
-    def __init__(self, db: Database, session_id: str) -> None:
-        self.db = db
+    def __init__(self, open_db: Callable[[], Database], session_id: str) -> None:
+        self.open_db = open_db
+        self._db: Database | None = None
         self.session_id = session_id
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -39,7 +43,15 @@ class Projection:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
-        await self.db.close()
+        if self._db is not None:
+            await self._db.close()
+
+    async def database(self) -> Database:
+        """The database client, opened on first use: a restarted session serves ops before
+        it has loaded the database library."""
+        if self._db is None:
+            self._db = await asyncio.to_thread(self.open_db)
+        return self._db
 
     def add(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -71,15 +83,13 @@ class Projection:
             self.queue.task_done()
 
     async def _write(self, event: dict[str, Any]) -> None:
-        payload, sid = event["payload"], self.session_id
+        payload, sid, db = event["payload"], self.session_id, await self.database()
         if event["type"] == "participant":
-            await self.db.record_participant(
-                sid, payload["user_id"], payload["role"], payload["state"]
-            )
+            await db.record_participant(sid, payload["user_id"], payload["role"], payload["state"])
         elif event["type"] == "score_update":
-            await self.db.add_result(
+            await db.add_result(
                 sid, payload["user_id"], payload["step_id"], event["seq"], payload["accuracy"],
                 payload["quality"], payload["passed"], payload.get("details", {}),
             )  # fmt: skip
         elif event["type"] == "step_change":
-            await self.db.update_session_progress(sid, payload["to_step"], event["seq"])
+            await db.update_session_progress(sid, payload["to_step"], event["seq"])

@@ -3,18 +3,24 @@
 It is the only writer of the session's log. An event counts as confirmed only once its
 `XADD <seq>-0` succeeded; if a write fails, the in-memory state is rebuilt from what the log
 holds and the unhandled inbox entries are read again (ops are idempotent by client_op_id).
+
+The per-op path (read the inbox, decide, write the log) is a plain loop on a thread of its
+own with a blocking Redis client: measured here, each Redis round trip costs the asyncio
+client more than twice the CPU. What is not per op — Postgres rows, scoring, the actor's
+calls — stays on the actor's asyncio loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-import redis.asyncio as aioredis
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore
 from actors.projection import Projection
@@ -22,24 +28,40 @@ from inkstep.lessons import Lesson
 from inkstep.settings import Settings
 from inkstep.store import archive
 from inkstep.store.blob import BlobStore
-from inkstep.store.database import Database
 from inkstep.store.errors import StoreError
 from inkstep.store.streams import (
-    SessionLog,
-    connect,
+    BlockingSessionLog,
+    connect_blocking,
     cursor_key,
     decode_message,
     encode_message,
-    guarded,
     inbox_key,
     log_key,
     replies_key,
+    store_errors,
 )
+
+if TYPE_CHECKING:
+    from inkstep.store.database import Database
 
 logger = logging.getLogger(__name__)
 
 ScoreFn = Callable[[Lesson, ScoreRequest], Awaitable[dict[str, Any]]]
 ExitFn = Callable[[], None]
+
+# How long one inbox read waits for ops; also how soon the loop notices a stop.
+READ_BLOCK_MS = 500
+# Waiting on the actor's loop (Postgres rows at exit) never holds the session for longer.
+LOOP_CALL_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class EncodedSnapshot:
+    """A `session_snapshot` frame as JSON text, with what the gateway needs to know of it."""
+
+    seq: int
+    step_id: str
+    text: str
 
 
 def now_ms() -> int:
@@ -61,7 +83,7 @@ class SessionRunner:
         blobs: BlobStore,
         score: ScoreFn,
         on_idle_exit: ExitFn,
-        db: Database | None = None,
+        open_db: Callable[[], Database] | None = None,
     ) -> None:
         self.session_id = session_id
         self.lesson = lesson
@@ -69,112 +91,145 @@ class SessionRunner:
         self.blobs = blobs
         self.score = score
         self.on_idle_exit = on_idle_exit
-        self.db = db
-        self.projection = Projection(db, session_id) if db is not None else None
-        self.redis: aioredis.Redis = connect(settings.resolved_redis_url())
+        self.projection = Projection(open_db, session_id) if open_db is not None else None
+        self.redis = connect_blocking(settings.resolved_redis_url())
+        self.log = BlockingSessionLog(self.redis, session_id)
         self.core = SessionCore(session_id, lesson)
         self.cursor = "0-0"
         self.checkpoint_seq = 0
         self.checkpoint_at = time.monotonic()
         self.last_activity = time.monotonic()
-        self._commit_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._scoring: set[asyncio.Task[None]] = set()
+        # Held while the state changes, so reads from the actor's calls see whole batches.
+        self.lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scoring: set[concurrent.futures.Future[None]] = set()
+        self._snapshot: EncodedSnapshot | None = None
         self._extra_log = {"session_id": session_id}
 
-    # ---- lifecycle ------------------------------------------------------------------
+    # ---- lifecycle (called on the actor's loop) -------------------------------------
 
     async def start(self) -> None:
-        await self.rebuild()
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.rebuild)
         if self.projection is not None:
             self.projection.start()
             self.projection.add_scores(self.core.scores)
-        self._task = asyncio.create_task(self._run(), name=f"session:{self.session_id}")
+        self._thread = threading.Thread(
+            target=self._run, name=f"session:{self.session_id}", daemon=True
+        )
+        self._thread.start()
 
     async def stop(self, checkpoint: bool = True) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        for task in list(self._scoring):
-            task.cancel()
+        self._stopping.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        for future in list(self._scoring):
+            future.cancel()
         if checkpoint:
             try:
-                await self.checkpoint()
+                await asyncio.to_thread(self.checkpoint_now)
             except StoreError:
                 logger.warning("final checkpoint failed", extra=self._extra_log)
+            await self._update_progress(self.core.step_id, self.core.last_seq)
         if self.projection is not None:
             await self.projection.stop()
-        await self.redis.aclose()
+        self.redis.close()
 
-    async def rebuild(self) -> None:
+    # ---- reads and checkpoints for the actor's calls (any thread) -------------------
+
+    async def snapshot(self) -> EncodedSnapshot:
+        """The state after the last confirmed event (never one still being written)."""
+        return await asyncio.to_thread(self._locked, self._encoded_snapshot)
+
+    def _encoded_snapshot(self) -> EncodedSnapshot:
+        # Late joiners of a busy session often arrive together: encode once per seq. The
+        # gateway forwards the text as is, so a big session never crosses Ray as objects.
+        if self._snapshot is None or self._snapshot.seq != self.core.last_seq:
+            snapshot = self.core.snapshot()
+            self._snapshot = EncodedSnapshot(snapshot["seq"], snapshot["step_id"], dumps(snapshot))
+        return self._snapshot
+
+    async def export_doc(self) -> bytes:
+        """The session as one Yjs update, after the last confirmed event."""
+        return await asyncio.to_thread(self._locked, lambda: self.core.synced_doc().encode())
+
+    def checkpoint_now(self) -> int:
+        """Checkpoint between two batches (blocking); answers the seq it covers."""
+        with self.lock:
+            self.checkpoint()
+        return self.checkpoint_seq
+
+    def _locked(self, read: Callable[[], Any]) -> Any:
+        with self.lock:
+            return read()
+
+    # ---- rebuild ----------------------------------------------------------------------
+
+    def rebuild(self) -> None:
         """State = newest checkpoint + archived segments after it + the log after that."""
-        found = await asyncio.to_thread(archive.latest_checkpoint, self.blobs, self.session_id)
+        found = archive.latest_checkpoint(self.blobs, self.session_id)
         core = SessionCore(self.session_id, self.lesson)
         if found is not None:
             core = SessionCore.import_state(found[1])
         self.checkpoint_seq = core.last_seq
-        log = SessionLog(self.redis, self.session_id)
-        first_in_stream = await log.first_seq()
-        if first_in_stream > core.last_seq + 1:
-            archived = await asyncio.to_thread(
-                lambda: list(archive.read_segments(self.blobs, self.session_id, core.last_seq))
-            )
-            for raw in archived:
+        if self.log.first_seq() > core.last_seq + 1:
+            for raw in archive.read_segments(self.blobs, self.session_id, core.last_seq):
                 event = json.loads(raw)
                 if event["seq"] == core.last_seq + 1:
                     core.apply(event)
-        for raw in await log.events_after(core.last_seq):
+        for raw in self.log.events_after(core.last_seq):
             core.apply(json.loads(raw))
         self.core = core
-        stored = await guarded(self.redis.get(cursor_key(self.session_id)))
+        with store_errors():
+            stored: Any = self.redis.get(cursor_key(self.session_id))
         self.cursor = stored.decode() if stored else "0-0"
         logger.info("session rebuilt at seq %s", core.last_seq, extra=self._extra_log)
 
-    # ---- the loop -------------------------------------------------------------------
+    # ---- the loop (its own thread) ----------------------------------------------------
 
-    async def _run(self) -> None:
+    def _run(self) -> None:
         backoff_s = 0.05
-        while True:
+        while not self._stopping.is_set():
             try:
-                await self._step()
+                if self._step():
+                    return  # exited for idleness
                 backoff_s = 0.05
-            except asyncio.CancelledError:
-                raise
             except StoreError as exc:
                 logger.warning("store error, rebuilding: %s", exc, extra=self._extra_log)
-                await asyncio.sleep(backoff_s)
+                self._stopping.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, 2.0)
-                await self._try_rebuild()
+                self._try_rebuild()
             except Exception:
                 logger.exception("session loop failed, rebuilding", extra=self._extra_log)
-                await asyncio.sleep(backoff_s)
-                await self._try_rebuild()
+                self._stopping.wait(backoff_s)
+                self._try_rebuild()
 
-    async def _try_rebuild(self) -> None:
+    def _try_rebuild(self) -> None:
         try:
-            async with self._commit_lock:
-                await self.rebuild()
+            with self.lock:
+                self.rebuild()
         except StoreError as exc:
             logger.warning("rebuild failed: %s", exc, extra=self._extra_log)
 
-    async def _step(self) -> None:
-        block_ms = 1000
-        reply = await guarded(
-            self.redis.xread(
+    def _step(self) -> bool:
+        """Handle one batch from the inbox; answers whether the session exited for idleness."""
+        with store_errors():
+            reply: Any = self.redis.xread(
                 {inbox_key(self.session_id): self.cursor},
                 count=self.settings.actor_batch_ops,
-                block=block_ms,
+                block=READ_BLOCK_MS,
             )
-        )
         if reply:
-            async with self._commit_lock:
-                await self.handle(reply[0][1])
+            with self.lock:
+                self.handle(reply[0][1])
             self.last_activity = time.monotonic()
-        await self._maybe_checkpoint()
-        await self._maybe_exit_idle()
+        self._maybe_checkpoint()
+        return self._maybe_exit_idle()
 
-    async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Decide every entry in order, then write events, replies and the cursor at once."""
         events: list[dict[str, Any]] = []
         replies: list[tuple[str, dict[str, Any]]] = []
@@ -189,10 +244,11 @@ class SessionRunner:
         for gateway, frame in replies:
             pipe.xadd(replies_key(gateway), encode_message(frame), maxlen=10_000, approximate=True)
         pipe.set(cursor_key(self.session_id), last_id)
-        await guarded(pipe.execute())
+        with store_errors():
+            pipe.execute()
         self.cursor = last_id
-        if self.projection is not None:
-            self.projection.add(events)
+        if self.projection is not None and events:
+            self._on_loop(self.projection.add, events)
         for request in requests:
             self._start_scoring(request)
 
@@ -253,12 +309,22 @@ class SessionRunner:
         elif isinstance(decision, ScoreRequest):
             requests.append(decision)
 
+    # ---- the actor's loop, from the session thread ------------------------------------
+
+    def _on_loop(self, callback: Callable[..., Any], *args: Any) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(callback, *args)
+
+    def _run_on_loop(self, work: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(work, self._loop)
+
     # ---- scoring --------------------------------------------------------------------
 
     def _start_scoring(self, request: ScoreRequest) -> None:
-        task = asyncio.create_task(self._score(request))
-        self._scoring.add(task)
-        task.add_done_callback(self._scoring.discard)
+        future = self._run_on_loop(self._score(request))
+        self._scoring.add(future)
+        future.add_done_callback(self._scoring.discard)
 
     async def _score(self, request: ScoreRequest) -> None:
         """Score off the loop; the result goes back through the inbox so it is durable."""
@@ -270,86 +336,96 @@ class SessionRunner:
         message = {"kind": "score", "user_id": request.user_id, "step_id": request.step_id,
                    "client_op_id": request.client_op_id, "score": score}  # fmt: skip
         try:
-            await guarded(self.redis.xadd(inbox_key(self.session_id), encode_message(message)))
+            await asyncio.to_thread(self._queue_message, message)
         except StoreError:
             logger.exception("could not queue a score", extra=self._extra_log)
 
+    def _queue_message(self, message: dict[str, Any]) -> None:
+        with store_errors():
+            self.redis.xadd(inbox_key(self.session_id), encode_message(message))
+
     # ---- checkpoints, archive, idle exit --------------------------------------------
 
-    async def _maybe_checkpoint(self) -> None:
+    def _maybe_checkpoint(self) -> None:
         behind = self.core.last_seq - self.checkpoint_seq
         due = time.monotonic() - self.checkpoint_at > self.settings.checkpoint_every_s
         if behind >= self.settings.checkpoint_every_events or (behind > 0 and due):
-            await self.checkpoint()
+            with self.lock:
+                self.checkpoint()
+            self._record_progress()
 
-    async def checkpoint(self) -> None:
-        """Write the whole state, then archive and trim the log below what it covers."""
+    def checkpoint(self) -> None:
+        """Write the whole state, then archive and trim the log below what it covers.
+        The caller holds the lock."""
         seq, state = self.core.last_seq, self.core.export_state()
         if seq > self.checkpoint_seq:
-            await asyncio.to_thread(
-                archive.write_checkpoint, self.blobs, self.session_id, seq, state
-            )
+            archive.write_checkpoint(self.blobs, self.session_id, seq, state)
             self.checkpoint_seq = seq
         self.checkpoint_at = time.monotonic()
-        await self._record_progress()
-        await self._archive_and_trim(seq)
-        await guarded(self.redis.xtrim(inbox_key(self.session_id), minid=self.cursor))
+        self._archive_and_trim(seq)
+        with store_errors():
+            self.redis.xtrim(inbox_key(self.session_id), minid=self.cursor)
 
-    async def _record_progress(self) -> None:
-        if self.db is None:
+    def _record_progress(self) -> None:
+        """Progress in Postgres, in the background: the checkpoint does not wait for it."""
+        if self.projection is None or self._loop is None or self._loop.is_closed():
+            return
+        step_id, last_seq = self.core.step_id, self.core.last_seq
+        self._run_on_loop(self._update_progress(step_id, last_seq))
+
+    async def _update_progress(self, step_id: str, last_seq: int) -> None:
+        if self.projection is None:
             return
         try:
-            await self.db.update_session_progress(
-                self.session_id, self.core.step_id, self.core.last_seq
-            )
+            db = await self.projection.database()
+            await db.update_session_progress(self.session_id, step_id, last_seq)
         except StoreError as exc:
             logger.warning("could not record progress: %s", exc, extra=self._extra_log)
 
-    async def _record_end(self) -> None:
+    async def _record_end(self, last_seq: int) -> None:
         """The session ended (no one left, idle): mark it and index its replay."""
-        if self.db is None:
+        if self.projection is None:
             return
         segments = await asyncio.to_thread(archive.list_segments, self.blobs, self.session_id)
         try:
-            await self.db.end_session(self.session_id)
-            await self.db.record_replay(
-                self.session_id, self.core.last_seq, self.core.last_seq, len(segments)
-            )
+            db = await self.projection.database()
+            await db.end_session(self.session_id)
+            await db.record_replay(self.session_id, last_seq, last_seq, len(segments))
         except StoreError as exc:
             logger.warning("could not record the session end: %s", exc, extra=self._extra_log)
 
-    async def _archive_and_trim(self, checkpoint_seq: int) -> None:
+    def _archive_and_trim(self, checkpoint_seq: int) -> None:
         """Keep `stream_tail_events` in the stream for fast resumes; archive what goes."""
         trim_below = checkpoint_seq - self.settings.stream_tail_events
-        log = SessionLog(self.redis, self.session_id)
-        first = await log.first_seq()
+        first = self.log.first_seq()
         if first == 0 or trim_below <= first:
             return
-        events = await log.events_after(first - 1, upto=trim_below)
-        await asyncio.to_thread(archive.write_segment, self.blobs, self.session_id, events)
-        await guarded(self.redis.xtrim(log_key(self.session_id), minid=f"{trim_below + 1}-0"))
-        await asyncio.to_thread(archive.prune_checkpoints, self.blobs, self.session_id)
+        events = self.log.events_after(first - 1, upto=trim_below)
+        archive.write_segment(self.blobs, self.session_id, events)
+        with store_errors():
+            self.redis.xtrim(log_key(self.session_id), minid=f"{trim_below + 1}-0")
+        archive.prune_checkpoints(self.blobs, self.session_id)
 
-    async def _maybe_exit_idle(self) -> None:
+    def _maybe_exit_idle(self) -> bool:
+        """Exit when no one has been here for idle_exit_s; answers whether it did."""
         if self.core.participant_list() or self._scoring:
-            return
+            return False
         if time.monotonic() - self.last_activity < self.settings.idle_exit_s:
-            return
-        pending = await guarded(
-            self.redis.xrange(inbox_key(self.session_id), f"({self.cursor}", "+", count=1)
-        )
+            return False
+        with store_errors():
+            pending = self.redis.xrange(inbox_key(self.session_id), f"({self.cursor}", "+", count=1)
         if pending:
-            return
+            return False
         logger.info("session idle, checkpointing and exiting", extra=self._extra_log)
-        await self.checkpoint()
-        await self._record_end()
+        with self.lock:
+            self.checkpoint()
+        self._run_on_loop(self._end(self.core.last_seq)).result(LOOP_CALL_TIMEOUT_S)
+        return True
+
+    async def _end(self, last_seq: int) -> None:
+        """On the actor's loop: the last rows, then the actor leaves."""
+        await self._update_progress(self.core.step_id, last_seq)
+        await self._record_end(last_seq)
         if self.projection is not None:
             await self.projection.stop()
         self.on_idle_exit()
-
-    # ---- reads ----------------------------------------------------------------------
-
-    async def snapshot(self) -> dict[str, Any]:
-        """The state after the last confirmed event (never one still being written)."""
-        async with self._commit_lock:
-            return self.core.snapshot()

@@ -8,18 +8,24 @@ never travel as Ray calls (see DESIGN.md): gateways call the actor once per join
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import gc
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
+from ray.exceptions import AsyncioActorExit
 
 from actors.core import ScoreRequest
-from actors.runner import SessionRunner
+from actors.runner import EncodedSnapshot, SessionRunner
 from inkstep.lessons import Lesson
 from inkstep.settings import Settings
 from inkstep.store.blob import blob_store_for
-from inkstep.store.database import Database
+
+if TYPE_CHECKING:
+    from inkstep.store.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +70,16 @@ class SessionActor:
         self, session_id: str, lesson_json: dict[str, Any], settings_json: dict[str, Any]
     ) -> None:
         logging.basicConfig(level=logging.INFO)
+        # A session holds many small long-lived objects (every point of every stroke); with
+        # Python's default thresholds, collections rescan them every few ops.
+        gc.set_threshold(50_000, 20, 100)
         settings = Settings.model_validate(settings_json)
         lesson = Lesson.model_validate(lesson_json)
         blobs = blob_store_for(settings)
-        db = Database(settings.resolved_database_url(), pooled=False)
         self.runner = SessionRunner(
-            session_id, lesson, settings, blobs, score_with_ray, self._exit_idle, db
-        )
+            session_id, lesson, settings, blobs, score_with_ray, self._exit_idle,
+            functools.partial(_open_database, settings.resolved_database_url()),
+        )  # fmt: skip
         self._started: asyncio.Task[None] | None = None
         # Start serving at once, also after a crash restart, rather than on the first call
         # from a gateway: the call is queued until __init__ returns.
@@ -86,23 +95,20 @@ class SessionActor:
         await self._ensure_started()
         return self.runner.core.last_seq
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> EncodedSnapshot:
         await self._ensure_started()
         return await self.runner.snapshot()
 
     async def export_doc(self) -> bytes:
         await self._ensure_started()
-        async with self.runner._commit_lock:
-            return self.runner.core.synced_doc().encode()
+        return await self.runner.export_doc()
 
     async def pid(self) -> int:
         return os.getpid()
 
     async def checkpoint(self) -> int:
         await self._ensure_started()
-        async with self.runner._commit_lock:
-            await self.runner.checkpoint()
-        return self.runner.checkpoint_seq
+        return await asyncio.to_thread(self.runner.checkpoint_now)
 
     async def shutdown(self) -> None:
         """Checkpoint and leave; the next join recreates the actor from storage."""
@@ -110,7 +116,16 @@ class SessionActor:
         ray.actor.exit_actor()  # type: ignore[no-untyped-call]
 
     def _exit_idle(self) -> None:
-        ray.actor.exit_actor()  # type: ignore[no-untyped-call]
+        """The actor leaves once its running calls end (the exception only says so)."""
+        with contextlib.suppress(AsyncioActorExit):
+            ray.actor.exit_actor()  # type: ignore[no-untyped-call]
+
+
+def _open_database(url: str) -> Database:
+    """Imported here: the database library is most of the actor's import time."""
+    from inkstep.store.database import Database
+
+    return Database(url, pooled=False)
 
 
 def ensure_session_actor(session_id: str, lesson: Lesson, settings: Settings) -> Any:

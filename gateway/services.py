@@ -11,6 +11,7 @@ from typing import Any
 
 import ray
 
+from actors.runner import EncodedSnapshot
 from actors.session_actor import actor_name, ensure_session_actor
 from gateway.hub import Hub
 from gateway.metrics import Metrics
@@ -112,11 +113,11 @@ class Services:
                 await asyncio.sleep(0.1 * (attempt + 1))
         raise StoreError(f"could not start the actor of session {session_id!r}")
 
-    async def snapshot(self, session_id: str, actor: Any) -> dict[str, Any]:
+    async def snapshot(self, session_id: str, actor: Any) -> EncodedSnapshot:
         """The session's snapshot; if its actor exited meanwhile (idle), from a new one."""
         for _ in range(3):
             try:
-                snapshot: dict[str, Any] = await actor.snapshot.remote()
+                snapshot: EncodedSnapshot = await actor.snapshot.remote()
                 return snapshot
             except ray.exceptions.RayActorError:
                 actor = await self.actor(session_id)

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from actors.runner import EncodedSnapshot
 from gateway.connection import Connection, FellBehind, TokenBucket
 from gateway.services import Services, SessionNotFound
 from inkstep.protocol import (
@@ -191,11 +192,11 @@ class Session:
             ):  # fmt: skip
                 resume = "tail"
                 tail = await log.events_after(last_seq)
-        snapshot: dict[str, Any] | None = None
+        snapshot: EncodedSnapshot | None = None
         if resume == "snapshot":
             snapshot = await self.services.snapshot(connection.session_id, actor)
         session = await self.services.session(connection.session_id)
-        step_id = snapshot["step_id"] if snapshot else session.step_id
+        step_id = snapshot.step_id if snapshot else session.step_id
         welcome = {
             "type": "welcome", "session_id": connection.session_id,
             "user_id": connection.user_id, "role": connection.role,
@@ -204,8 +205,8 @@ class Session:
         }  # fmt: skip
         await self.websocket.send_text(json.dumps(welcome))
         if snapshot is not None:
-            await self.websocket.send_text(json.dumps(snapshot, separators=(",", ":")))
-            connection.next_seq = snapshot["seq"] + 1
+            await self.websocket.send_text(snapshot.text)
+            connection.next_seq = snapshot.seq + 1
         else:
             assert last_seq is not None
             for raw in tail:

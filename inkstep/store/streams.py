@@ -8,10 +8,11 @@ same seq, and `XRANGE` by seq needs no index.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
@@ -53,10 +54,11 @@ def connect(url: str) -> aioredis.Redis:
     )
 
 
-async def guarded(call: Awaitable[Any]) -> Any:
-    """Await a Redis call, turning library errors into the store's own."""
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn Redis library errors raised inside the block into the store's own."""
     try:
-        return await call
+        yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
     except ResponseError as exc:
@@ -65,6 +67,18 @@ async def guarded(call: Awaitable[Any]) -> Any:
         raise StoreError(f"redis refused the command: {exc}") from exc
     except RedisError as exc:
         raise StoreError(f"redis error: {exc}") from exc
+
+
+async def guarded(call: Awaitable[Any]) -> Any:
+    """Await a Redis call, turning library errors into the store's own."""
+    with store_errors():
+        return await call
+
+
+def connect_blocking(url: str) -> redis.Redis:
+    """A blocking Redis client, for a loop on a thread of its own (the session actor's):
+    per command it costs a fraction of what the asyncio client does."""
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
 
 
 @asynccontextmanager
@@ -96,6 +110,27 @@ class SessionLog:
         """Raw event JSON with `seq` < event seq <= `upto`, in order."""
         end = f"{upto}-0" if upto is not None else "+"
         entries = await guarded(self.client.xrange(self.key, f"({seq}-0", end))
+        return [fields[b"e"].decode() for _, fields in entries]
+
+
+class BlockingSessionLog:
+    """The reads of SessionLog that the session actor's own loop needs, blocking."""
+
+    def __init__(self, client: redis.Redis, session_id: str) -> None:
+        self.client = client
+        self.key = log_key(session_id)
+
+    def first_seq(self) -> int:
+        """The oldest seq still in the stream (0 when empty)."""
+        with store_errors():
+            entries: Any = self.client.xrange(self.key, count=1)
+        return seq_of(entries[0][0]) if entries else 0
+
+    def events_after(self, seq: int, upto: int | None = None) -> list[str]:
+        """Raw event JSON with `seq` < event seq <= `upto`, in order."""
+        end = f"{upto}-0" if upto is not None else "+"
+        with store_errors():
+            entries: Any = self.client.xrange(self.key, f"({seq}-0", end)
         return [fields[b"e"].decode() for _, fields in entries]
 
 
