@@ -8,10 +8,11 @@ changes the state by one event. The live actor and a replay from the log call th
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from actors.crdt import SessionDoc
 from inkstep.lessons import Lesson
@@ -79,8 +80,10 @@ class SessionCore:
         self.participants: dict[str, Participant] = {}
         self.scores: list[dict[str, Any]] = []
         self.applied_ops: dict[tuple[str, str], int] = {}
-        self.doc = SessionDoc()
-        self.doc.set_step(self.step_id, 0)
+        # The Doc is built when first read, from a checkpoint's update or empty: decoding a
+        # big session's update is a quarter of a restart's rebuild.
+        self._doc: SessionDoc | None = None
+        self._doc_update: bytes | None = None
         # Events applied to the mirror but not yet to the Doc: the Doc is brought up to date
         # in one transaction when it is read (checkpoint, /doc), not once per event, which
         # would cost more than everything else an event does.
@@ -333,6 +336,22 @@ class SessionCore:
 
     # ---- the Yjs document -----------------------------------------------------------
 
+    @property
+    def doc(self) -> SessionDoc:
+        if self._doc is None:
+            if self._doc_update is not None:
+                self._doc, self._doc_update = SessionDoc.decode(self._doc_update), None
+            else:
+                self._doc = SessionDoc()
+                self._doc.set_step(self.lesson.steps[0].id, 0)
+        return self._doc
+
+    def doc_update(self) -> bytes:
+        """The whole Doc as one Yjs update (without decoding it when nothing changed)."""
+        if self._doc_update is not None and not self._doc_backlog:
+            return self._doc_update
+        return self.synced_doc().encode()
+
     def synced_doc(self) -> SessionDoc:
         """The pycrdt Doc with every applied event in it."""
         if self._doc_backlog:
@@ -407,13 +426,13 @@ class SessionCore:
             "scores": self.scores,
             "applied_ops": [[u, o, s] for (u, o), s in self.applied_ops.items()],
         }
-        packed = zlib.compress(json.dumps(mirror, separators=(",", ":")).encode(), 1)
-        return len(packed).to_bytes(8, "big") + packed + self.synced_doc().encode()
+        packed = zlib.compress(orjson.dumps(mirror), 1)
+        return len(packed).to_bytes(8, "big") + packed + self.doc_update()
 
     @classmethod
     def import_state(cls, data: bytes) -> SessionCore:
         size = int.from_bytes(data[:8], "big")
-        mirror = json.loads(zlib.decompress(data[8 : 8 + size]))
+        mirror = orjson.loads(zlib.decompress(data[8 : 8 + size]))
         if mirror.get("format") != STATE_FORMAT:
             raise ValueError(f"unknown session state format {mirror.get('format')!r}")
         core = cls(mirror["session_id"], Lesson.model_validate(mirror["lesson"]))
@@ -428,7 +447,7 @@ class SessionCore:
         }
         core.scores = mirror["scores"]
         core.applied_ops = {(u, o): s for u, o, s in mirror["applied_ops"]}
-        core.doc = SessionDoc.decode(data[8 + size :])
+        core._doc_update = data[8 + size :]
         return core
 
     def state_dict(self) -> dict[str, Any]:

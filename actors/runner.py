@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore
 from actors.projection import Projection
@@ -69,7 +70,7 @@ def now_ms() -> int:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return orjson.dumps(value).decode()
 
 
 class SessionRunner:
@@ -177,11 +178,11 @@ class SessionRunner:
         self.checkpoint_seq = core.last_seq
         if self.log.first_seq() > core.last_seq + 1:
             for raw in archive.read_segments(self.blobs, self.session_id, core.last_seq):
-                event = json.loads(raw)
+                event = orjson.loads(raw)
                 if event["seq"] == core.last_seq + 1:
                     core.apply(event)
         for raw in self.log.events_after(core.last_seq):
-            core.apply(json.loads(raw))
+            core.apply(orjson.loads(raw))
         self.core = core
         with store_errors():
             stored: Any = self.redis.get(cursor_key(self.session_id))
@@ -240,7 +241,7 @@ class SessionRunner:
         last_id = entries[-1][0].decode()
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
-            pipe.xadd(log_key(self.session_id), {"e": dumps(event)}, id=f"{event['seq']}-0")
+            pipe.xadd(log_key(self.session_id), {"e": orjson.dumps(event)}, id=f"{event['seq']}-0")
         for gateway, frame in replies:
             pipe.xadd(replies_key(gateway), encode_message(frame), maxlen=10_000, approximate=True)
         pipe.set(cursor_key(self.session_id), last_id)

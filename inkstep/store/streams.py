@@ -7,11 +7,11 @@ same seq, and `XRANGE` by seq needs no index.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import orjson
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -135,11 +135,11 @@ class BlockingSessionLog:
 
 
 def encode_message(message: dict[str, Any]) -> dict[Any, Any]:
-    return {"m": json.dumps(message, separators=(",", ":"))}
+    return {"m": orjson.dumps(message)}
 
 
 def decode_message(fields: dict[bytes, bytes]) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(fields[b"m"])
+    value: dict[str, Any] = orjson.loads(fields[b"m"])
     return value
 
 
