@@ -346,19 +346,25 @@ class SessionCore:
                 self._doc.set_step(self.lesson.steps[0].id, 0)
         return self._doc
 
-    def doc_update(self) -> bytes:
-        """The whole Doc as one Yjs update (without decoding it when nothing changed)."""
-        if self._doc_update is not None and not self._doc_backlog:
-            return self._doc_update
-        return self.synced_doc().encode()
+    def take_doc_backlog(self) -> list[dict[str, Any]]:
+        """The events applied since the Doc was last brought up to date, handed over to
+        `doc_update_with` (which may run on another thread, one call at a time, in order)."""
+        backlog, self._doc_backlog = self._doc_backlog, []
+        return backlog
+
+    def doc_update_with(self, backlog: list[dict[str, Any]]) -> bytes:
+        """Bring the Doc up to date with `backlog`; the whole Doc as one Yjs update."""
+        if not backlog and self._doc_update is not None:
+            return self._doc_update  # unchanged since the checkpoint: no need to decode it
+        if backlog:
+            with self.doc.doc.transaction():
+                for event in backlog:
+                    self._apply_to_doc(event)
+        return self.doc.encode()
 
     def synced_doc(self) -> SessionDoc:
         """The pycrdt Doc with every applied event in it."""
-        if self._doc_backlog:
-            with self.doc.doc.transaction():
-                for event in self._doc_backlog:
-                    self._apply_to_doc(event)
-            self._doc_backlog.clear()
+        self.doc_update_with(self.take_doc_backlog())
         return self.doc
 
     def _apply_to_doc(self, event: dict[str, Any]) -> None:
@@ -410,6 +416,12 @@ class SessionCore:
 
     def export_state(self) -> bytes:
         """Everything, as bytes: the mirror (JSON, compressed) followed by the Yjs update."""
+        mirror, backlog = self.export_parts()
+        return pack_state(mirror, self.doc_update_with(backlog))
+
+    def export_parts(self) -> tuple[bytes, list[dict[str, Any]]]:
+        """The mirror as it is now (compressed JSON) and the Doc backlog that brings the Doc
+        to the same seq: the Doc half, the slow one, can then be done off the op path."""
         mirror = {
             "format": STATE_FORMAT,
             "session_id": self.session_id,
@@ -426,8 +438,7 @@ class SessionCore:
             "scores": self.scores,
             "applied_ops": [[u, o, s] for (u, o), s in self.applied_ops.items()],
         }
-        packed = zlib.compress(orjson.dumps(mirror), 1)
-        return len(packed).to_bytes(8, "big") + packed + self.doc_update()
+        return zlib.compress(orjson.dumps(mirror), 1), self.take_doc_backlog()
 
     @classmethod
     def import_state(cls, data: bytes) -> SessionCore:
@@ -461,3 +472,8 @@ class SessionCore:
             "scores": self.scores,
             "applied_ops": self.applied_ops,
         }
+
+
+def pack_state(mirror: bytes, doc_update: bytes) -> bytes:
+    """A checkpoint's bytes: the compressed mirror's length, the mirror, the Yjs update."""
+    return len(mirror).to_bytes(8, "big") + mirror + doc_update

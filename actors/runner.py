@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore
+from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore, pack_state
 from actors.projection import Projection
 from inkstep.lessons import Lesson
 from inkstep.settings import Settings
@@ -107,6 +107,10 @@ class SessionRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scoring: set[concurrent.futures.Future[None]] = set()
         self._snapshot: EncodedSnapshot | None = None
+        # Everything that touches the Yjs Doc runs here, one job at a time and in order, so
+        # the op path never waits for it (a checkpoint of 2000 events costs ~0.4 s of Doc).
+        self._doc_thread = concurrent.futures.ThreadPoolExecutor(1, f"doc:{session_id}")
+        self._checkpointing: concurrent.futures.Future[None] | None = None
         self._extra_log = {"session_id": session_id}
 
     # ---- lifecycle (called on the actor's loop) -------------------------------------
@@ -135,6 +139,7 @@ class SessionRunner:
             except StoreError:
                 logger.warning("final checkpoint failed", extra=self._extra_log)
             await self._update_progress(self.core.step_id, self.core.last_seq)
+        self._doc_thread.shutdown(wait=True)
         if self.projection is not None:
             await self.projection.stop()
         self.redis.close()
@@ -155,12 +160,17 @@ class SessionRunner:
 
     async def export_doc(self) -> bytes:
         """The session as one Yjs update, after the last confirmed event."""
-        return await asyncio.to_thread(self._locked, lambda: self.core.synced_doc().encode())
+        core, backlog = await asyncio.to_thread(self._locked, self._take_doc_backlog)
+        return await asyncio.wrap_future(self._doc_thread.submit(core.doc_update_with, backlog))
+
+    def _take_doc_backlog(self) -> tuple[SessionCore, list[dict[str, Any]]]:
+        return self.core, self.core.take_doc_backlog()
 
     def checkpoint_now(self) -> int:
-        """Checkpoint between two batches (blocking); answers the seq it covers."""
+        """Checkpoint between two batches and wait for it; answers the seq it covers."""
         with self.lock:
-            self.checkpoint()
+            written = self.checkpoint()
+        written.result()
         return self.checkpoint_seq
 
     def _locked(self, read: Callable[[], Any]) -> Any:
@@ -348,24 +358,45 @@ class SessionRunner:
     # ---- checkpoints, archive, idle exit --------------------------------------------
 
     def _maybe_checkpoint(self) -> None:
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
         behind = self.core.last_seq - self.checkpoint_seq
         due = time.monotonic() - self.checkpoint_at > self.settings.checkpoint_every_s
         if behind >= self.settings.checkpoint_every_events or (behind > 0 and due):
             with self.lock:
-                self.checkpoint()
+                self._checkpointing = self.checkpoint()
             self._record_progress()
 
-    def checkpoint(self) -> None:
-        """Write the whole state, then archive and trim the log below what it covers.
-        The caller holds the lock."""
-        seq, state = self.core.last_seq, self.core.export_state()
-        if seq > self.checkpoint_seq:
-            archive.write_checkpoint(self.blobs, self.session_id, seq, state)
-            self.checkpoint_seq = seq
+    def checkpoint(self) -> concurrent.futures.Future[None]:
+        """Checkpoint the state as it is now (the caller holds the lock). The mirror is taken
+        here; the Doc, the write, then archiving and trimming the log below what the
+        checkpoint covers, run on the Doc thread."""
+        core, cursor = self.core, self.cursor
+        mirror, backlog = core.export_parts()
         self.checkpoint_at = time.monotonic()
-        self._archive_and_trim(seq)
-        with store_errors():
-            self.redis.xtrim(inbox_key(self.session_id), minid=self.cursor)
+        return self._doc_thread.submit(
+            self._write_checkpoint, core, core.last_seq, cursor, mirror, backlog
+        )
+
+    def _write_checkpoint(
+        self,
+        core: SessionCore,
+        seq: int,
+        cursor: str,
+        mirror: bytes,
+        backlog: list[dict[str, Any]],
+    ) -> None:
+        state = pack_state(mirror, core.doc_update_with(backlog))
+        try:
+            if seq > self.checkpoint_seq:
+                archive.write_checkpoint(self.blobs, self.session_id, seq, state)
+                self.checkpoint_seq = seq
+            self._archive_and_trim(seq)
+            with store_errors():
+                self.redis.xtrim(inbox_key(self.session_id), minid=cursor)
+        except StoreError as exc:
+            logger.warning("checkpoint failed: %s", exc, extra=self._extra_log)
+            raise
 
     def _record_progress(self) -> None:
         """Progress in Postgres, in the background: the checkpoint does not wait for it."""
@@ -418,8 +449,7 @@ class SessionRunner:
         if pending:
             return False
         logger.info("session idle, checkpointing and exiting", extra=self._extra_log)
-        with self.lock:
-            self.checkpoint()
+        self.checkpoint_now()
         self._run_on_loop(self._end(self.core.last_seq)).result(LOOP_CALL_TIMEOUT_S)
         return True
 

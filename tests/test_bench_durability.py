@@ -22,7 +22,9 @@ def run_bench(
     args = parser.parse_args([*argv, *services, "--json"])
     capsys.readouterr()
     code: int = module.run(args)
-    result: dict[str, Any] = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    # Ray may print its own warnings (e.g. about worker processes) to the driver's stdout.
+    result: dict[str, Any] = json.loads(out[out.index("{\n") :])
     return code, result
 
 

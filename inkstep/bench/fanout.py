@@ -61,7 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="with --url: a pid whose process tree to measure (repeatable)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="gateway processes (own server)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes of its own server (1, as inkstep serve)",
+    )
     parser.add_argument(
         "--generators",
         type=int,

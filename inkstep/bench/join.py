@@ -17,6 +17,7 @@ from typing import Any
 
 from inkstep.bench import harness
 from inkstep.bench.harness import Seat
+from inkstep.client import decode_frame
 
 REFUSALS_TO_RETRY = {"rate_limited", "unavailable"}
 
@@ -28,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--joins", type=int, default=5, help="late joins to time")
     parser.add_argument("--chunk", type=int, default=200, help="ops in flight while drawing")
     parser.add_argument("--url", default=None, help="an already running server (else start one)")
-    parser.add_argument("--workers", type=int, default=2, help="gateway processes (own server)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes of its own server (1, as inkstep serve)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -161,7 +167,7 @@ async def late_join(seat: Seat) -> JoinTiming:
     ws, _, raw = await harness.open_and_join(seat)
     received = time.perf_counter()
     try:
-        snapshot = json.loads(raw)
+        snapshot = decode_frame(raw)  # as the Python client does
         strokes = {stroke["stroke_id"]: stroke for stroke in snapshot["payload"]["strokes"]}
         applied = time.perf_counter()
     finally:
