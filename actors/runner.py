@@ -58,19 +58,16 @@ LOOP_CALL_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class EncodedSnapshot:
-    """A `session_snapshot` frame as JSON text, with what the gateway needs to know of it."""
+    """A `session_snapshot` frame as UTF-8 JSON, with what the gateway needs to know of it.
+    Bytes, not str: Ray moves a 6 MB bytes value about three times faster."""
 
     seq: int
     step_id: str
-    text: str
+    frame: bytes
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class SessionRunner:
@@ -155,7 +152,8 @@ class SessionRunner:
         # gateway forwards the text as is, so a big session never crosses Ray as objects.
         if self._snapshot is None or self._snapshot.seq != self.core.last_seq:
             snapshot = self.core.snapshot()
-            self._snapshot = EncodedSnapshot(snapshot["seq"], snapshot["step_id"], dumps(snapshot))
+            frame = orjson.dumps(snapshot)
+            self._snapshot = EncodedSnapshot(snapshot["seq"], snapshot["step_id"], frame)
         return self._snapshot
 
     async def export_doc(self) -> bytes:

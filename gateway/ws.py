@@ -205,7 +205,7 @@ class Session:
         }  # fmt: skip
         await self.websocket.send_text(json.dumps(welcome))
         if snapshot is not None:
-            await self.websocket.send_text(snapshot.text)
+            await self.websocket.send_text(snapshot.frame.decode())
             connection.next_seq = snapshot.seq + 1
         else:
             assert last_seq is not None
