@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,6 +39,7 @@ from inkstep.store.streams import (
     inbox_key,
     log_key,
     replies_key,
+    scoring_key,
     store_errors,
 )
 
@@ -64,6 +65,28 @@ class EncodedSnapshot:
     seq: int
     step_id: str
     frame: bytes
+
+
+@dataclass
+class BatchOutcome:
+    """What one inbox batch decided; written to Redis in one pipeline."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    score_requests: list[ScoreRequest] = field(default_factory=list)
+    scores_done: list[bytes] = field(default_factory=list)  # fields of scoring_key to clear
+
+
+def _pending_score_field(user_id: str, client_op_id: str) -> bytes:
+    return orjson.dumps([user_id, client_op_id])
+
+
+def _pending_score(request: ScoreRequest) -> tuple[bytes, bytes]:
+    """A step completion being scored, as a field and value of the session's scoring hash."""
+    value = {"user_id": request.user_id, "step_id": request.step_id,
+             "client_op_id": request.client_op_id,
+             "stroke_ids": [s["stroke_id"] for s in request.strokes]}  # fmt: skip
+    return _pending_score_field(request.user_id, request.client_op_id), orjson.dumps(value)
 
 
 def now_ms() -> int:
@@ -115,6 +138,7 @@ class SessionRunner:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.rebuild)
+        await asyncio.to_thread(self._resume_scoring)
         if self.projection is not None:
             self.projection.start()
             self.projection.add_scores(self.core.scores)
@@ -240,37 +264,32 @@ class SessionRunner:
 
     def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Decide every entry in order, then write events, replies and the cursor at once."""
-        events: list[dict[str, Any]] = []
-        replies: list[tuple[str, dict[str, Any]]] = []
-        requests: list[ScoreRequest] = []
+        out = BatchOutcome()
         for _, fields in entries:
-            message = decode_message(fields)
-            self._decide(message, events, replies, requests)
+            self._decide(decode_message(fields), out)
         last_id = entries[-1][0].decode()
         pipe = self.redis.pipeline(transaction=False)
-        for event in events:
+        for event in out.events:
             pipe.xadd(log_key(self.session_id), {"e": orjson.dumps(event)}, id=f"{event['seq']}-0")
-        for gateway, frame in replies:
+        for gateway, frame in out.replies:
             pipe.xadd(replies_key(gateway), encode_message(frame), maxlen=10_000, approximate=True)
+        for request in out.score_requests:
+            pipe.hset(scoring_key(self.session_id), *_pending_score(request))
+        if out.scores_done:
+            pipe.hdel(scoring_key(self.session_id), *out.scores_done)
         pipe.set(cursor_key(self.session_id), last_id)
         with store_errors():
             pipe.execute()
         self.cursor = last_id
-        if self.projection is not None and events:
-            self._on_loop(self.projection.add, events)
-        for request in requests:
+        if self.projection is not None and out.events:
+            self._on_loop(self.projection.add, out.events)
+        for request in out.score_requests:
             self._start_scoring(request)
 
-    def _decide(
-        self,
-        message: dict[str, Any],
-        events: list[dict[str, Any]],
-        replies: list[tuple[str, dict[str, Any]]],
-        requests: list[ScoreRequest],
-    ) -> None:
+    def _decide(self, message: dict[str, Any], out: BatchOutcome) -> None:
         kind, ts = message["kind"], now_ms()
         if kind == "op":
-            self._decide_op(message, ts, events, replies, requests)
+            self._decide_op(message, ts, out)
             return
         if kind == "join":
             event = self.core.decide_join(
@@ -284,39 +303,51 @@ class SessionRunner:
             )
             for scored in self.core.decide_score(request, message["score"], ts):
                 self.core.apply(scored)
-                events.append(scored)
+                out.events.append(scored)
+            out.scores_done.append(_pending_score_field(request.user_id, request.client_op_id))
             return
         else:
             logger.warning("unknown inbox message %r", kind, extra=self._extra_log)
             return
         if event is not None:
             self.core.apply(event)
-            events.append(event)
+            out.events.append(event)
 
-    def _decide_op(
-        self,
-        message: dict[str, Any],
-        ts: int,
-        events: list[dict[str, Any]],
-        replies: list[tuple[str, dict[str, Any]]],
-        requests: list[ScoreRequest],
-    ) -> None:
+    def _decide_op(self, message: dict[str, Any], ts: int, out: BatchOutcome) -> None:
         op = message["op"]
         decision = self.core.decide(message["user_id"], message["role"], op, ts)
         route = {"connection": message["connection"]}
         if isinstance(decision, Accepted):
             self.core.apply(decision.event)
-            events.append(decision.event)
+            out.events.append(decision.event)
         elif isinstance(decision, Duplicate):
             frame = {"type": "ack", "client_op_id": decision.client_op_id,
                      "seq": decision.seq, "duplicate": True}  # fmt: skip
-            replies.append((message["gateway"], {**route, "frame": frame}))
+            out.replies.append((message["gateway"], {**route, "frame": frame}))
         elif isinstance(decision, Refused):
             frame = {"type": "error", "code": decision.code, "message": decision.message,
                      "client_op_id": decision.client_op_id}  # fmt: skip
-            replies.append((message["gateway"], {**route, "frame": frame}))
+            out.replies.append((message["gateway"], {**route, "frame": frame}))
         elif isinstance(decision, ScoreRequest):
-            requests.append(decision)
+            out.score_requests.append(decision)
+
+    def _resume_scoring(self) -> None:
+        """Score again what a previous run of the session was scoring when it stopped: the
+        completion was read from the inbox, so nothing else would ever answer it."""
+        with store_errors():
+            pending: Any = self.redis.hgetall(scoring_key(self.session_id))
+        for field_name, value in pending.items():
+            asked = orjson.loads(value)
+            if (asked["user_id"], asked["client_op_id"]) in self.core.applied_ops:
+                with store_errors():
+                    self.redis.hdel(scoring_key(self.session_id), field_name)
+                continue
+            strokes = [self.core.strokes[i] for i in asked["stroke_ids"] if i in self.core.strokes]
+            request = ScoreRequest(asked["user_id"], asked["step_id"], asked["client_op_id"],
+                                   strokes)  # fmt: skip
+            logger.info("scoring %s again after a restart", request.client_op_id,
+                        extra=self._extra_log)  # fmt: skip
+            self._start_scoring(request)
 
     # ---- the actor's loop, from the session thread ------------------------------------
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import ray
+import redis
 
 from gateway.rest import effective_user
 from inkstep.settings import Settings
 from inkstep.store.database import Database
+from inkstep.store.streams import scoring_key
 from inkstep.tokens import UserClaims
-from tests.helpers import connect, new_session, unique, user_token
+from tests.helpers import connect, eventually, new_session, unique, user_token
 from tests.servers import GatewayProcess
 
 
@@ -132,3 +137,45 @@ async def test_lessons_import_validates_and_upserts(
     bad.write_text(json.dumps(lesson))
     refused = run_cli(gateway_settings_env, "lessons", "import", str(bad))
     assert refused.returncode == 2 and "tolerance_px" in refused.stderr
+
+
+@ray.remote(num_cpus=1)
+def hold_a_cpu(redis_url: str, started_key: str, release_key: str) -> None:
+    """Keep one of Ray's CPUs taken until the test releases it (through Redis)."""
+    client = redis.Redis.from_url(redis_url)
+    client.rpush(started_key, 1)
+    client.blpop([release_key], timeout=120)
+
+
+async def test_a_completion_being_scored_when_the_actor_dies_is_scored_after_it_restarts(
+    gateways: list[GatewayProcess], redis_url: str, ray_address: str
+) -> None:
+    gw = gateways[0]
+    student, teacher = unique("stu"), unique("tea")
+    session_id = await new_session(gw.url, teacher)
+    s = await connect(gw.ws_url, gw.url, student, session_id)
+    held, release = unique("held"), unique("release")
+    store = redis.Redis.from_url(redis_url)
+    cpus = int(ray.cluster_resources()["CPU"])  # type: ignore[no-untyped-call]
+    # Every CPU taken: the scoring task waits in Ray's queue while the actor is killed.
+    blockers = [hold_a_cpu.remote(redis_url, held, release) for _ in range(cpus)]
+    try:
+        await s.wait_confirmed(await s.draw_stroke(straight(150, 650, 300)))
+        await eventually(lambda: store.llen(held) == cpus, timeout_s=30)
+        done = await s.step_complete("s1")
+        await eventually(lambda: store.hlen(scoring_key(session_id)) == 1, timeout_s=30)
+        actor = ray.get_actor(f"session:{session_id}", namespace="inkstep-tests")
+        old_pid = await actor.pid.remote()
+        os.kill(old_pid, signal.SIGKILL)
+        while await actor.pid.remote() == old_pid:
+            pass  # each call waits for the restarted actor
+        store.rpush(release, *[1] * cpus)
+        await s.wait_confirmed(done, timeout_s=60)
+        await s.wait_for(lambda: s.step_id == "s2", timeout_s=30)
+        scores = [x for x in s.scores if x["user_id"] == student]
+        assert len(scores) == 1 and scores[0]["passed"] is True
+        await eventually(lambda: store.hlen(scoring_key(session_id)) == 0, timeout_s=10)
+    finally:
+        store.rpush(release, *[1] * cpus)
+        ray.get(blockers)
+        await s.close()

@@ -34,6 +34,11 @@ def cursor_key(session_id: str) -> str:
     return f"inkstep:{{{session_id}}}:cursor"
 
 
+def scoring_key(session_id: str) -> str:
+    """Step completions being scored: asked for, not yet answered by a score_update."""
+    return f"inkstep:{{{session_id}}}:scoring"
+
+
 def meta_key(session_id: str) -> str:
     return f"inkstep:{{{session_id}}}:meta"
 
