@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import json
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -36,8 +37,6 @@ def actor_name(session_id: str) -> str:
 
 async def score_with_ray(lesson: Lesson, request: ScoreRequest) -> dict[str, Any]:
     """Score a step as a Ray task, so many sessions score in parallel across the cluster."""
-    import json
-
     from scoring.tasks import pack_strokes, score_step_task
 
     step = lesson.step(request.step_id)
@@ -49,17 +48,19 @@ async def score_with_ray(lesson: Lesson, request: ScoreRequest) -> dict[str, Any
         step.model_dump_json(by_alias=True),
         lesson.canvas.model_dump_json(),
         pack_strokes(request.strokes),
-        json.dumps(_scoring_params_json()),
+        _scoring_params_json(),
     )
     result: dict[str, Any] = await ref
     return result
 
 
-def _scoring_params_json() -> dict[str, Any]:
+@functools.cache
+def _scoring_params_json() -> str:
+    """The scoring params as JSON text, read once per actor process (not per completion)."""
     from scoring import load_params
 
     path = Settings().scoring_params
-    return load_params(path).model_dump(mode="json")
+    return json.dumps(load_params(path).model_dump(mode="json"))
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=64)  # type: ignore[call-overload]

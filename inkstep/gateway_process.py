@@ -16,18 +16,18 @@ from pathlib import Path
 from inkstep.embedded import free_port
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
     """Poll `url` until it answers 200; RuntimeError if the process exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
-        if process.poll() is not None:
-            raise RuntimeError(f"gateway exited with {process.returncode} before {url} answered")
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer 200 within {timeout_s} s")
         time.sleep(0.2)

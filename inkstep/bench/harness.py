@@ -14,8 +14,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from inkstep.embedded import free_port
+from inkstep.gateway_process import wait_healthy
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -45,23 +44,6 @@ UNLIMITED_OPS_ENV = {"INKSTEP_OPS_PER_SECOND": "1000000", "INKSTEP_OPS_BURST": "
 
 
 # ---- a server process ------------------------------------------------------------------
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
-    """Poll `url` until it answers 200; RuntimeError if the process exits or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer 200 within {timeout_s} s")
-        time.sleep(0.2)
 
 
 class ServerProcess:
