@@ -356,36 +356,13 @@ class SessionCore:
         """Bring the Doc up to date with `backlog`; the whole Doc as one Yjs update."""
         if not backlog and self._doc_update is not None:
             return self._doc_update  # unchanged since the checkpoint: no need to decode it
-        if backlog:
-            with self.doc.doc.transaction():
-                for event in backlog:
-                    self._apply_to_doc(event)
+        self.doc.apply_events(backlog)
         return self.doc.encode()
 
     def synced_doc(self) -> SessionDoc:
         """The pycrdt Doc with every applied event in it."""
         self.doc_update_with(self.take_doc_backlog())
         return self.doc
-
-    def _apply_to_doc(self, event: dict[str, Any]) -> None:
-        kind, payload, doc = event["type"], event["payload"], self.doc
-        if kind == "stroke_append":
-            if payload["stroke_id"] in doc.strokes:
-                doc.append_points(payload["stroke_id"], payload["points"], payload["final"])
-            else:
-                doc.add_stroke({
-                    "stroke_id": payload["stroke_id"], "author": event["author"],
-                    "step_id": event["step_id"], "layer": payload["layer"],
-                    "style": payload["style"], "points": payload["points"],
-                    "final": payload["final"], "deleted": False,
-                })  # fmt: skip
-        elif kind in ("undo", "redo"):
-            doc.set_deleted(payload["target"], kind == "undo")
-        elif kind == "layer_set":
-            doc.set_layer_props(payload["layer"], payload["props"])
-        elif kind == "step_change":
-            doc.set_step(payload["to_step"], event["seq"])
-        doc.set_seq(event["seq"])
 
     # ---- reading --------------------------------------------------------------------
 

@@ -179,7 +179,8 @@ def op_sequences(draw: st.DrawFn) -> list[tuple[str, str, dict[str, Any]]]:
             ops.append((user, role, stroke_op(op_id)))
             strokes.append(op_id)
         elif kind == "extend":
-            ops.append((user, role, stroke_op(op_id, stroke_id=draw(st.sampled_from(strokes)))))
+            target, final = draw(st.sampled_from(strokes)), draw(st.booleans())
+            ops.append((user, role, stroke_op(op_id, target, final, x=10.0 * i)))
         else:
             ops.append((user, role, target_op(kind, op_id, draw(st.sampled_from(strokes)))))
     return ops
@@ -260,3 +261,27 @@ def test_export_import_round_trip_is_exact(ops: list[tuple[str, str, dict[str, A
     assert copy.export_state()[:8] == core.export_state()[:8]
     assert copy.synced_doc().strokes.to_py() == core.synced_doc().strokes.to_py()
     assert copy.synced_doc().layers.to_py() == core.synced_doc().layers.to_py()
+
+
+@settings(max_examples=40, deadline=None)
+@given(op_sequences(), st.data())
+def test_the_doc_synced_in_any_chunks_holds_what_the_mirror_holds(
+    ops: list[tuple[str, str, dict[str, Any]]], data: st.DataObject
+) -> None:
+    core = new_core()
+    for user, role, op in ops:
+        decision = core.decide(user, role, op, ts_ms=7)
+        if isinstance(decision, Accepted):
+            core.apply(decision.event)
+        if data.draw(st.booleans()):  # bring the Doc up to date here, mid-stroke or not
+            core.synced_doc()
+    doc = core.synced_doc()
+    wanted = {
+        s["stroke_id"]: {"author": s["author"], "step_id": s["step_id"], "layer": s["layer"],
+                         "style": s["style"], "points": s["points"], "final": s["final"],
+                         "deleted": s["deleted"]}
+        for s in core.snapshot()["payload"]["strokes"]
+    }  # fmt: skip
+    assert doc.strokes.to_py() == wanted
+    assert doc.layers.to_py() == core.layers
+    assert doc.meta.to_py() == {"step_id": core.step_id, "last_seq": core.last_seq}
