@@ -36,6 +36,8 @@ from inkstep.store.streams import (
     cursor_key,
     decode_message,
     encode_message,
+    gateway_alive_key,
+    gateway_of,
     inbox_key,
     log_key,
     replies_key,
@@ -120,6 +122,7 @@ class SessionRunner:
         self.checkpoint_seq = 0
         self.checkpoint_at = time.monotonic()
         self.last_activity = time.monotonic()
+        self.gateways_checked_at = time.monotonic()
         # Held while the state changes, so reads from the actor's calls see whole batches.
         self.lock = threading.Lock()
         self._stopping = threading.Event()
@@ -260,6 +263,7 @@ class SessionRunner:
                 self.handle(reply[0][1])
             self.last_activity = time.monotonic()
         self._maybe_checkpoint()
+        self._maybe_release_lost_connections()
         return self._maybe_exit_idle()
 
     def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
@@ -330,6 +334,37 @@ class SessionRunner:
             out.replies.append((message["gateway"], {**route, "frame": frame}))
         elif isinstance(decision, ScoreRequest):
             out.score_requests.append(decision)
+
+    def _maybe_release_lost_connections(self) -> None:
+        """Connections whose gateway is gone (killed, its machine lost) never say goodbye:
+        leave for them, through the inbox like any leave, so the participant list shows who
+        is still here. Checked twice per gateway expiry."""
+        if time.monotonic() - self.gateways_checked_at < self.settings.gateway_ttl_s / 2:
+            return
+        self.gateways_checked_at = time.monotonic()
+        by_gateway: dict[str, list[tuple[str, str]]] = {}
+        for participant in self.core.participants.values():
+            for connection in participant.connections:
+                if (gateway := gateway_of(connection)) is not None:
+                    by_gateway.setdefault(gateway, []).append((participant.user_id, connection))
+        if not by_gateway:
+            return
+        gateways = list(by_gateway)
+        with store_errors():
+            alive = self.redis.pipeline(transaction=False)
+            for gateway in gateways:
+                alive.exists(gateway_alive_key(gateway))
+            gone = [g for g, present in zip(gateways, alive.execute(), strict=True) if not present]
+            if not gone:
+                return
+            leaves = self.redis.pipeline(transaction=False)
+            for gateway in gone:
+                for user_id, connection in by_gateway[gateway]:
+                    message = {"kind": "leave", "user_id": user_id, "connection": connection,
+                               "gateway": gateway}  # fmt: skip
+                    leaves.xadd(inbox_key(self.session_id), encode_message(message))
+            leaves.execute()
+        logger.info("gateways gone: %s; their connections leave", gone, extra=self._extra_log)
 
     def _resume_scoring(self) -> None:
         """Score again what a previous run of the session was scoring when it stopped: the

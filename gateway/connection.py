@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from inkstep.store.streams import SessionLog
+from inkstep.store.streams import SessionLog, connection_id
 
 CLOSE_TOO_SLOW = 4409
 
@@ -45,9 +45,15 @@ class Connection:
     """
 
     def __init__(
-        self, websocket: WebSocket, session_id: str, user_id: str, role: str, queue_frames: int
+        self,
+        websocket: WebSocket,
+        session_id: str,
+        user_id: str,
+        role: str,
+        queue_frames: int,
+        gateway_id: str,
     ) -> None:
-        self.id = uuid.uuid4().hex
+        self.id = connection_id(gateway_id, uuid.uuid4().hex)
         self.websocket = websocket
         self.session_id = session_id
         self.user_id = user_id

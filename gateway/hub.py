@@ -19,6 +19,7 @@ from gateway.inbox import InboxWriter
 from inkstep.store.errors import StoreError
 from inkstep.store.streams import (
     connect,
+    gateway_alive_key,
     guarded,
     log_key,
     replies_key,
@@ -43,12 +44,15 @@ class SessionFeed:
 class Hub:
     """Routes log events and replies from Redis to the connections of this process."""
 
-    def __init__(self, redis_url: str, gateway_id: str, revive: Revive, confirm_s: float):
+    def __init__(
+        self, redis_url: str, gateway_id: str, revive: Revive, confirm_s: float, alive_ttl_s: float
+    ) -> None:
         self.redis: aioredis.Redis = connect(redis_url)
         self.inbox = InboxWriter(self.redis)
         self.gateway_id = gateway_id
         self.revive = revive
         self.confirm_s = confirm_s
+        self.alive_ttl_s = alive_ttl_s
         self.feeds: dict[str, SessionFeed] = {}
         self.connections: dict[str, Connection] = {}
         self._replies_id = "$"
@@ -58,9 +62,11 @@ class Hub:
     async def start(self) -> None:
         last = await guarded(self.redis.xrevrange(replies_key(self.gateway_id), count=1))
         self._replies_id = last[0][0].decode() if last else "0-0"
+        await self._renew_alive()
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="hub-read"),
             asyncio.create_task(self._watchdog(), name="hub-watchdog"),
+            asyncio.create_task(self._stay_alive(), name="hub-alive"),
         ]
 
     async def stop(self) -> None:
@@ -68,6 +74,8 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inbox.stop()
+        with contextlib.suppress(StoreError):
+            await guarded(self.redis.delete(gateway_alive_key(self.gateway_id)))
         await self.redis.aclose()
 
     async def subscribe(self, connection: Connection) -> None:
@@ -153,6 +161,20 @@ class Hub:
                 feed = self.feeds.get(connection.session_id)
                 if feed is not None:
                     feed.unconfirmed_since = None
+
+    async def _renew_alive(self) -> None:
+        key, ttl_ms = gateway_alive_key(self.gateway_id), int(self.alive_ttl_s * 1000)
+        await guarded(self.redis.set(key, "1", px=ttl_ms))
+
+    async def _stay_alive(self) -> None:
+        """Sessions let the connections of a gateway whose key expired leave: renew it three
+        times per expiry, so one slow or failed renewal does not count as gone."""
+        while True:
+            await asyncio.sleep(self.alive_ttl_s / 3)
+            try:
+                await self._renew_alive()
+            except StoreError as exc:
+                logger.warning("could not renew the gateway's presence: %s", exc)
 
     async def _watchdog(self) -> None:
         """An op unconfirmed for too long means the session actor may be gone: revive it."""

@@ -60,7 +60,10 @@ class Services:
             )
             signal.signal(signal.SIGTERM, server_sigterm)
         redis_url = settings.resolved_redis_url()
-        self.hub = Hub(redis_url, self.gateway_id, self.revive, settings.op_confirm_timeout_s)
+        self.hub = Hub(
+            redis_url, self.gateway_id, self.revive, settings.op_confirm_timeout_s,
+            settings.gateway_ttl_s,
+        )  # fmt: skip
         await self.hub.start()
         self.presence = Presence(redis_url, settings.presence_ttl_s, settings.presence_per_second)
         await self.presence.start()

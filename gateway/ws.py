@@ -106,7 +106,7 @@ class Session:
         self.claims = claims
         self.connection = Connection(
             websocket, claims.session_id, claims.user_id, claims.role,
-            services.settings.send_queue_frames,
+            services.settings.send_queue_frames, services.gateway_id,
         )  # fmt: skip
         self.bucket = TokenBucket(self.settings.ops_per_second, self.settings.ops_burst)
         self.refused_in_a_row = 0

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     presence_per_second: float = 20.0
     presence_ttl_s: int = 30
     op_confirm_timeout_s: float = 2.0
+    # A gateway that stopped renewing its presence for this long is gone (killed, or its
+    # machine lost): sessions let its connections leave.
+    gateway_ttl_s: float = 15.0
     resume_tail_max_events: int = 5000
 
     actor_batch_ops: int = 256

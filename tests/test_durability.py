@@ -238,6 +238,31 @@ async def test_clients_of_a_killed_gateway_resume_on_another(
     assert_complete(await replay_of(other, user, session_id), set(sent))
 
 
+async def test_participants_of_a_killed_gateway_leave_the_session(
+    gateway_settings_env: dict[str, str], data_root: Path, gateways: list[GatewayProcess]
+) -> None:
+    # The doomed gateway starts the session's actor, which takes its short expiry.
+    env = {**gateway_settings_env, "INKSTEP_GATEWAY_TTL_S": "1"}
+    doomed = GatewayProcess(env, data_root / "gateway-doomed-presence.log").start()
+    other = gateways[0]
+    teacher, student = unique("ann"), unique("bob")
+    session_id = await new_session(doomed.url, teacher)
+    b = await connect(doomed.ws_url, doomed.url, student, session_id)
+    a = await connect(other.ws_url, other.url, teacher, session_id, "teacher")
+    try:
+        await eventually(lambda: set(a.participants) == {teacher, student}, timeout_s=10)
+        doomed.stop(signal.SIGKILL)
+        await eventually(lambda: set(a.participants) == {teacher}, timeout_s=20)
+        headers = {"Authorization": f"Bearer {user_token(teacher)}"}
+        async with httpx.AsyncClient(base_url=other.url, headers=headers) as http:
+            info = (await http.get(f"/v1/sessions/{session_id}")).json()
+        assert [p["user_id"] for p in info["participants"]] == [teacher]
+    finally:
+        await a.close()
+        await b.close()
+        doomed.stop()
+
+
 async def test_sigterm_drains_with_1012(
     gateway_settings_env: dict[str, str], data_root: Path
 ) -> None:

@@ -19,12 +19,12 @@ async def no_revive(session_id: str) -> None:
 def connection(session_id: str) -> Connection:
     # The hub only queues frames; the socket is never touched in these tests.
     websocket: Any = None
-    return Connection(websocket, session_id, unique("u"), "student", queue_frames=64)
+    return Connection(websocket, session_id, unique("u"), "student", 64, "gw-test")
 
 
 async def test_concurrent_subscriptions_to_one_session_all_receive_events(redis_url: str) -> None:
     session_id = unique("hub")
-    hub = Hub(redis_url, unique("gw"), no_revive, confirm_s=5)
+    hub = Hub(redis_url, unique("gw"), no_revive, confirm_s=5, alive_ttl_s=15)
     await hub.start()
     redis = connect(redis_url)
     try:

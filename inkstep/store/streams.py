@@ -47,6 +47,22 @@ def replies_key(gateway_id: str) -> str:
     return f"inkstep:gw:{gateway_id}:replies"
 
 
+def gateway_alive_key(gateway_id: str) -> str:
+    """Present while the gateway runs: it renews the key well within its expiry."""
+    return f"inkstep:gw:{gateway_id}:alive"
+
+
+def connection_id(gateway_id: str, unique: str) -> str:
+    """A connection's id names its gateway, so a session can tell whose connections they
+    are when that gateway is gone."""
+    return f"{gateway_id}.{unique}"
+
+
+def gateway_of(connection: str) -> str | None:
+    gateway_id, dot, _ = connection.partition(".")
+    return gateway_id if dot else None
+
+
 def seq_of(entry_id: bytes | str) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.split("-", 1)[0])
