@@ -34,7 +34,6 @@ class Services:
 
     settings: Settings
     gateway_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    lessons: dict[str, Lesson] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     db: Database | None = None
     hub: Hub | None = None
@@ -48,8 +47,6 @@ class Services:
         await self.db.migrate()
         for lesson in shipped.values():
             await self.db.upsert_lesson(lesson)
-        # Shipped lessons plus any imported with `inkstep lessons import`.
-        self.lessons = {lesson.id: lesson for lesson in await self.db.lessons()}
         if not ray.is_initialized():
             # ray.init installs its own SIGTERM handler; the server's (drain, then exit) wins.
             server_sigterm = signal.getsignal(signal.SIGTERM)
@@ -79,14 +76,10 @@ class Services:
     # ---- sessions -------------------------------------------------------------------
 
     async def lesson(self, lesson_id: str) -> Lesson | None:
-        """A lesson by id: cached, else from Postgres (lessons imported while running)."""
-        lesson = self.lessons.get(lesson_id)
-        if lesson is None:
-            assert self.db is not None
-            lesson = await self.db.lesson(lesson_id)
-            if lesson is not None:
-                self.lessons[lesson_id] = lesson
-        return lesson
+        """A lesson by id, as Postgres holds it now: `inkstep lessons import` may have added or
+        changed it while the gateway runs (read once per session create or join, not per op)."""
+        assert self.db is not None
+        return await self.db.lesson(lesson_id)
 
     async def lesson_of(self, session: SessionRow) -> Lesson:
         lesson = await self.lesson(session.lesson_id)

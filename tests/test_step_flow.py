@@ -132,6 +132,13 @@ async def test_lessons_import_validates_and_upserts(
         listed = {x["id"] for x in (await http.get("/v1/lessons")).json()}
         assert lesson["id"] in listed
         assert (await http.get(f"/v1/sessions/{session_id}")).json()["lesson_id"] == lesson["id"]
+    # Re-imported with a change: the running gateway serves the new version at once.
+    lesson["title"] = "Circles, revised"
+    good.write_text(json.dumps(lesson))
+    assert run_cli(gateway_settings_env, "lessons", "import", str(good)).returncode == 0
+    async with httpx.AsyncClient(base_url=gateways[1].url, headers=headers) as http:
+        revised = (await http.get(f"/v1/lessons/{lesson['id']}")).json()
+    assert revised["title"] == "Circles, revised"
     lesson["steps"][0]["tolerance_px"] = -1
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(lesson))
