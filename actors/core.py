@@ -397,8 +397,9 @@ class SessionCore:
         return pack_state(mirror, self.doc_update_with(backlog))
 
     def export_parts(self) -> tuple[bytes, list[dict[str, Any]]]:
-        """The mirror as it is now (compressed JSON) and the Doc backlog that brings the Doc
-        to the same seq: the Doc half, the slow one, can then be done off the op path."""
+        """The mirror as it is now (JSON) and the Doc backlog that brings the Doc to the same
+        seq: the Doc half and the compression, the slow parts, can then be done off the op
+        path (`pack_state`)."""
         mirror = {
             "format": STATE_FORMAT,
             "session_id": self.session_id,
@@ -415,7 +416,7 @@ class SessionCore:
             "scores": self.scores,
             "applied_ops": [[u, o, s] for (u, o), s in self.applied_ops.items()],
         }
-        return zlib.compress(orjson.dumps(mirror), 1), self.take_doc_backlog()
+        return orjson.dumps(mirror), self.take_doc_backlog()
 
     @classmethod
     def import_state(cls, data: bytes) -> SessionCore:
@@ -451,6 +452,8 @@ class SessionCore:
         }
 
 
-def pack_state(mirror: bytes, doc_update: bytes) -> bytes:
+def pack_state(mirror_json: bytes, doc_update: bytes) -> bytes:
     """A checkpoint's bytes: the compressed mirror's length, the mirror, the Yjs update."""
+    # 28 ms for a 1.7 MB mirror; zlib lets go of the GIL meanwhile.
+    mirror = zlib.compress(mirror_json, 1)
     return len(mirror).to_bytes(8, "big") + mirror + doc_update
