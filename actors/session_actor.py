@@ -37,21 +37,20 @@ def actor_name(session_id: str) -> str:
 
 
 async def score_with_ray(lesson: Lesson, request: ScoreRequest) -> dict[str, Any]:
-    """Score a step as a Ray task, so many sessions score in parallel across the cluster."""
-    from scoring.tasks import pack_strokes, score_step_task
+    """Score a step on Ray, so many sessions score in parallel across the cluster."""
+    from scoring.tasks import score_remote
 
     step = lesson.step(request.step_id)
     if step is None:
         raise ValueError(f"unknown step {request.step_id!r}")
-    # JSON text (the worker validates each distinct text once) and the strokes as two numpy
-    # arrays, which serialise faster than the session's stroke dicts.
-    ref = score_step_task.remote(
+    # JSON text (the worker validates each distinct text once); score_remote packs the
+    # strokes into arrays, which serialise faster than the session's stroke dicts.
+    result: dict[str, Any] = await score_remote(
         step.model_dump_json(by_alias=True),
         lesson.canvas.model_dump_json(),
-        pack_strokes(request.strokes),
+        request.strokes,
         _scoring_params_json(),
     )
-    result: dict[str, Any] = await ref
     return result
 
 

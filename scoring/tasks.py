@@ -19,7 +19,7 @@ from scoring.geometry import PackedStrokes, pack_strokes
 from scoring.params import ParamsError, ScoringParams, parse_params
 from scoring.score import score_step
 
-__all__ = ["pack_strokes", "score_step_json", "score_step_task"]
+__all__ = ["pack_strokes", "score_remote", "score_step_json", "score_step_task"]
 
 
 @lru_cache(maxsize=256)
@@ -58,3 +58,16 @@ def score_step_json(
 
 # One CPU each, so a cluster scores as many steps at once as it has cores.
 score_step_task = ray.remote(num_cpus=1)(score_step_json)
+
+
+def score_remote(
+    step_json: str,
+    canvas_json: str,
+    strokes: PackedStrokes | Iterable[Mapping[str, Any]],
+    params_json: str,
+) -> ray.ObjectRef[dict[str, Any]]:
+    """Start scoring one completion on Ray; the reference resolves to the payload.
+
+    What the session actor calls (and `inkstep bench scoring` measures).
+    """
+    return score_step_task.remote(step_json, canvas_json, pack_strokes(strokes), params_json)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 from types import ModuleType
 
 import pytest
 
-from inkstep.bench import fanout, join
+from inkstep.bench import fanout, join, scoring
 from tests.servers import TEST_SECRET, GatewayProcess
 
 
@@ -46,3 +47,22 @@ def test_join_snapshot_holds_every_stroke(gateway: GatewayProcess) -> None:
     result = join.measure(args)
     assert result["strokes_in_snapshot"] == 50
     assert result["snapshot_bytes"] > 0
+
+
+def test_scoring_bench_compares_ray_with_plain_processes(ray_address: str) -> None:
+    args = bench_args(scoring, "--strokes", "6", "--repeats", "2", "--sessions", "3",
+                      "--completions", "12", "--rounds", "2")  # fmt: skip
+    # Each round checks that the processes and Ray scored exactly as the single worker did.
+    result = scoring.measure(args)
+    assert result["ray_cpus"] == 2  # the test Ray's
+    assert result["completions"] == 12 and result["completion_strokes_mean"] == 6
+    single, plain, on_ray = (
+        result[k] for k in ("single_worker_per_s", "processes_per_s", "ray_tasks_per_s")
+    )
+    assert min(single, plain, on_ray) > 0
+    assert result["speedup"] == round(on_ray / single, 2)
+    assert result["ceiling_speedup"] == round(plain / single, 2)
+    assert result["ray_share_of_ceiling"] == round(on_ray / plain, 2)
+    assert result["processes_cpu_ms_per_step"] > 0
+    assert result["ray_cpu_ms_per_step"] is None  # a Ray it did not start: not all local
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("inkstep-")]

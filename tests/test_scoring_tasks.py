@@ -8,7 +8,7 @@ import ray
 from inkstep.lessons import Canvas
 from scoring import ParamsError, ScoringParams, pack_strokes, score_step
 from scoring.synthetic import Drawing, draw_step, example_step
-from scoring.tasks import score_step_json, score_step_task
+from scoring.tasks import score_remote, score_step_json, score_step_task
 
 
 def test_task_returns_the_payload_of_score_step(ray_address: str) -> None:
@@ -56,3 +56,19 @@ def test_packed_and_dict_strokes_score_alike() -> None:
     args = (step.model_dump_json(by_alias=True), '{"width": 800, "height": 600}')
     packed = score_step_json(*args, pack_strokes(strokes), "{}")
     assert packed == score_step_json(*args, strokes, "{}")
+
+
+def test_score_remote_takes_the_sessions_stroke_dicts(ray_address: str) -> None:
+    """What the session actor calls: stroke dicts (deleted ones skipped) or packed strokes."""
+    canvas = Canvas(width=800, height=600)
+    step = example_step("circle")
+    strokes = draw_step(step, Drawing(pieces=2, pen=True, jitter_px=0.5, seed=2))
+    deleted = {**draw_step(example_step("line"))[0], "deleted": True}
+    args = (step.model_dump_json(by_alias=True), canvas.model_dump_json())
+    refs = [
+        score_remote(*args, [*strokes, deleted], "{}"),
+        score_remote(*args, pack_strokes(strokes), "{}"),
+    ]
+    expected = score_step(step, canvas, strokes, ScoringParams()).to_payload()
+    assert ray.get(refs) == [expected, expected]
+    assert expected["passed"] is True
