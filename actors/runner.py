@@ -30,6 +30,7 @@ from inkstep.settings import Settings
 from inkstep.store import archive
 from inkstep.store.blob import BlobStore
 from inkstep.store.errors import StoreError
+from inkstep.store.inbox_link import Command, InboxLink
 from inkstep.store.streams import (
     BlockingSessionLog,
     connect_blocking,
@@ -117,6 +118,7 @@ class SessionRunner:
         self.projection = Projection(open_db, session_id) if open_db is not None else None
         self.redis = connect_blocking(settings.resolved_redis_url())
         self.log = BlockingSessionLog(self.redis, session_id)
+        self.link = InboxLink(self.redis, session_id, settings.actor_batch_ops, READ_BLOCK_MS)
         self.core = SessionCore(session_id, lesson)
         self.cursor = "0-0"
         self.checkpoint_seq = 0
@@ -222,11 +224,18 @@ class SessionRunner:
         with store_errors():
             stored: Any = self.redis.get(cursor_key(self.session_id))
         self.cursor = stored.decode() if stored else "0-0"
+        self.link.reset()
         logger.info("session rebuilt at seq %s", core.last_seq, extra=self._extra_log)
 
     # ---- the loop (its own thread) ----------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop_until_stopped()
+        finally:
+            self.link.reset()
+
+    def _loop_until_stopped(self) -> None:
         backoff_s = 0.05
         while not self._stopping.is_set():
             try:
@@ -252,15 +261,10 @@ class SessionRunner:
 
     def _step(self) -> bool:
         """Handle one batch from the inbox; answers whether the session exited for idleness."""
-        with store_errors():
-            reply: Any = self.redis.xread(
-                {inbox_key(self.session_id): self.cursor},
-                count=self.settings.actor_batch_ops,
-                block=READ_BLOCK_MS,
-            )
-        if reply:
+        entries = self.link.read(self.cursor)
+        if entries:
             with self.lock:
-                self.handle(reply[0][1])
+                self.handle(entries)
             self.last_activity = time.monotonic()
         self._maybe_checkpoint()
         self._maybe_release_lost_connections()
@@ -272,18 +276,20 @@ class SessionRunner:
         for _, fields in entries:
             self._decide(decode_message(fields), out)
         last_id = entries[-1][0].decode()
-        pipe = self.redis.pipeline(transaction=False)
-        for event in out.events:
-            pipe.xadd(log_key(self.session_id), {"e": orjson.dumps(event)}, id=f"{event['seq']}-0")
+        log, scoring = log_key(self.session_id), scoring_key(self.session_id)
+        writes: list[Command] = [
+            ("XADD", log, f"{event['seq']}-0", "e", orjson.dumps(event)) for event in out.events
+        ]
         for gateway, frame in out.replies:
-            pipe.xadd(replies_key(gateway), encode_message(frame), maxlen=10_000, approximate=True)
+            writes.append(("XADD", replies_key(gateway), "MAXLEN", "~", 10_000, "*",
+                           "m", orjson.dumps(frame)))  # fmt: skip
         for request in out.score_requests:
-            pipe.hset(scoring_key(self.session_id), *_pending_score(request))
+            writes.append(("HSET", scoring, *_pending_score(request)))
         if out.scores_done:
-            pipe.hdel(scoring_key(self.session_id), *out.scores_done)
-        pipe.set(cursor_key(self.session_id), last_id)
-        with store_errors():
-            pipe.execute()
+            writes.append(("HDEL", scoring, *out.scores_done))
+        writes.append(("SET", cursor_key(self.session_id), last_id))
+        # Confirmed once these replies are in; the next inbox read goes out with them.
+        self.link.write(writes, then_read_from=last_id)
         self.cursor = last_id
         if self.projection is not None and out.events:
             self._on_loop(self.projection.add, out.events)
