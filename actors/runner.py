@@ -125,6 +125,7 @@ class SessionRunner:
         self.checkpoint_at = time.monotonic()
         self.last_activity = time.monotonic()
         self.gateways_checked_at = time.monotonic()
+        self.gateways_missing: set[str] = set()
         # Held while the state changes, so reads from the actor's calls see whole batches.
         self.lock = threading.Lock()
         self._stopping = threading.Event()
@@ -344,7 +345,9 @@ class SessionRunner:
     def _maybe_release_lost_connections(self) -> None:
         """Connections whose gateway is gone (killed, its machine lost) never say goodbye:
         leave for them, through the inbox like any leave, so the participant list shows who
-        is still here. Checked twice per gateway expiry."""
+        is still here. Checked twice per gateway expiry; a gateway counts as gone when its key
+        is missing at two checks in a row (after Redis itself was down for longer than the
+        expiry, every key is missing until the gateways renew them)."""
         if time.monotonic() - self.gateways_checked_at < self.settings.gateway_ttl_s / 2:
             return
         self.gateways_checked_at = time.monotonic()
@@ -360,7 +363,9 @@ class SessionRunner:
             alive = self.redis.pipeline(transaction=False)
             for gateway in gateways:
                 alive.exists(gateway_alive_key(gateway))
-            gone = [g for g, present in zip(gateways, alive.execute(), strict=True) if not present]
+            missing = {g for g, present in zip(gateways, alive.execute(), strict=True)
+                       if not present}  # fmt: skip
+            gone, self.gateways_missing = missing & self.gateways_missing, missing
             if not gone:
                 return
             leaves = self.redis.pipeline(transaction=False)
