@@ -94,15 +94,8 @@ class SessionActor:
 
     async def _ensure_started(self) -> None:
         if self._started is None:
-            self._started = asyncio.create_task(self._start())
+            self._started = asyncio.create_task(self.runner.start())
         await asyncio.shield(self._started)
-
-    async def _start(self) -> None:
-        await self.runner.start()
-        # The rebuilt state (every point of every stroke) and the imports are long-lived:
-        # kept out of the collector's full scans, which grow with them (no collect first, a
-        # restart would wait for it).
-        gc.freeze()
 
     async def ready(self) -> int:
         """Start the session loop if needed; answers the last confirmed seq."""
