@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore
+from actors.snapshot_frame import SnapshotFrames
 from inkstep.lessons import Lesson, load_lesson_file
 
 LESSON: Lesson = load_lesson_file(Path(__file__).parent.parent / "lessons" / "circles-101.json")
@@ -285,3 +287,18 @@ def test_the_doc_synced_in_any_chunks_holds_what_the_mirror_holds(
     assert doc.strokes.to_py() == wanted
     assert doc.layers.to_py() == core.layers
     assert doc.meta.to_py() == {"step_id": core.step_id, "last_seq": core.last_seq}
+
+
+@settings(max_examples=40, deadline=None)
+@given(op_sequences(), st.data())
+def test_snapshot_frames_reusing_stroke_json_equal_the_snapshot(
+    ops: list[tuple[str, str, dict[str, Any]]], data: st.DataObject
+) -> None:
+    core, frames = new_core(), SnapshotFrames()
+    for user, role, op in ops:
+        decision = core.decide(user, role, op, ts_ms=7)
+        if isinstance(decision, Accepted):
+            core.apply(decision.event)
+        if data.draw(st.booleans()):  # a late joiner arrives here
+            assert orjson.loads(frames.encode(core.snapshot())) == core.snapshot()
+    assert orjson.loads(frames.encode(core.snapshot())) == core.snapshot()
