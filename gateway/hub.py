@@ -17,8 +17,10 @@ import redis.asyncio as aioredis
 from gateway.connection import Connection
 from gateway.inbox import InboxWriter
 from inkstep.store.errors import StoreError
+from inkstep.store.pipe import RedisPipe
 from inkstep.store.streams import (
     connect,
+    entry_fields,
     gateway_alive_key,
     guarded,
     log_key,
@@ -48,7 +50,9 @@ class Hub:
         self, redis_url: str, gateway_id: str, revive: Revive, confirm_s: float, alive_ttl_s: float
     ) -> None:
         self.redis: aioredis.Redis = connect(redis_url)
-        self.inbox = InboxWriter(self.redis)
+        self.inbox = InboxWriter(redis_url)
+        # The fan-out read blocks its connection: it has one of its own.
+        self.reads = RedisPipe(redis_url)
         self.gateway_id = gateway_id
         self.revive = revive
         self.confirm_s = confirm_s
@@ -74,6 +78,7 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inbox.stop()
+        await self.reads.close()
         with contextlib.suppress(StoreError):
             await guarded(self.redis.delete(gateway_alive_key(self.gateway_id)))
         await self.redis.aclose()
@@ -128,9 +133,12 @@ class Hub:
     async def _read_once(self) -> None:
         streams = {log_key(sid): feed.last_id for sid, feed in self.feeds.items()}
         streams[replies_key(self.gateway_id)] = self._replies_id
-        reply = await guarded(self.redis.xread(streams, block=5000, count=1000))  # type: ignore[arg-type]
-        for stream, entries in reply:
+        reply = await self.reads.call(
+            "XREAD", "COUNT", 1000, "BLOCK", 5000, "STREAMS", *streams, *streams.values()
+        )
+        for stream, flat_entries in reply or ():
             name = stream.decode()
+            entries = [(entry_id, entry_fields(flat)) for entry_id, flat in flat_entries]
             if name == replies_key(self.gateway_id):
                 self._route_replies(entries)
             else:
@@ -189,6 +197,11 @@ class Hub:
                         await self.revive(session_id)
 
     async def write_inbox(self, session_id: str, message: dict[str, Any] | str) -> None:
-        """Hand an op (or a join/leave) to the session actor."""
-        await self.inbox.write(session_id, message)
+        """Hand an op (or a join/leave) to the session actor, waiting for Redis to take it."""
+        await self.submit_inbox(session_id, message)
+
+    def submit_inbox(self, session_id: str, message: dict[str, Any] | str) -> asyncio.Future[Any]:
+        """Hand an op to the session actor, after every message submitted before it; the
+        future fails with a StoreError if Redis did not take it."""
         self.op_written(session_id)
+        return self.inbox.submit(session_id, message)

@@ -1,7 +1,9 @@
-"""Writes ops to session inboxes, pipelining every op of one event-loop tick together.
+"""Writes ops to session inboxes over one pipelined connection.
 
-Each caller still awaits its own op (so a connection's ops stay in order and a refusal can
-be answered), but one Redis round trip carries all the ops that arrived in the same tick.
+An op's XADD goes out in the tick the op arrived, behind whatever is still unanswered on the
+connection, and in the order the ops arrived: so a connection's next op need not wait for
+the previous one's reply to stay in order. Only a failure is waited for (by a callback that
+answers the client).
 """
 
 from __future__ import annotations
@@ -9,53 +11,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import redis.asyncio as aioredis
-
-from inkstep.store.errors import StoreError
-from inkstep.store.streams import encode_message, guarded, inbox_key
-
-Pending = tuple[str, dict[Any, Any], asyncio.Future[None]]
+from inkstep.store.pipe import RedisPipe
+from inkstep.store.streams import encode_message, inbox_key
 
 
 class InboxWriter:
-    """Coalesces XADDs to session inboxes into one pipeline per loop tick."""
+    """XADDs to session inboxes, in the order they are asked for."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self.redis = redis
-        self._pending: list[Pending] = []
-        self._flushes: set[asyncio.Task[None]] = set()
+    def __init__(self, redis_url: str) -> None:
+        self.pipe = RedisPipe(redis_url)
+
+    def submit(self, session_id: str, message: dict[str, Any] | str) -> asyncio.Future[Any]:
+        """Append one message (a dict, or its JSON text) to a session's inbox; the future
+        fails with StoreError if Redis refused it or StoreUnavailable if it is unreachable."""
+        text = encode_message(message)["m"] if isinstance(message, dict) else message
+        return self.pipe.call("XADD", inbox_key(session_id), "*", "m", text)
 
     async def write(self, session_id: str, message: dict[str, Any] | str) -> None:
-        """Append one message (a dict, or its JSON text) to a session's inbox; StoreError if
-        Redis refused it."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush_now)
-        fields = encode_message(message) if isinstance(message, dict) else {"m": message}
-        self._pending.append((session_id, fields, done))
-        await done
-
-    def _flush_now(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.create_task(self._flush(batch))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
-
-    async def _flush(self, batch: list[Pending]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for session_id, fields, _ in batch:
-            pipe.xadd(inbox_key(session_id), fields)
-        try:
-            await guarded(pipe.execute())
-        except StoreError as exc:
-            for _, _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-            return
-        for _, _, done in batch:
-            if not done.done():
-                done.set_result(None)
+        """`submit`, waiting for Redis to take it."""
+        await self.submit(session_id, message)
 
     async def stop(self) -> None:
-        await asyncio.gather(*self._flushes, return_exceptions=True)
+        await self.pipe.close()

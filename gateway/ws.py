@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -21,6 +22,7 @@ from inkstep.protocol import (
     OrderedOp,
     Ping,
     PresenceMsg,
+    error_frame,
     op_to_json,
     parse_client_frame,
 )
@@ -263,11 +265,10 @@ class Session:
             if not self.bucket.take():
                 raise FrameError("rate_limited", "too many ops; slow down", frame.client_op_id)
             assert services.hub is not None
-            try:
-                await services.hub.write_inbox(connection.session_id, self._op_message(frame))
-            except StoreUnavailable:
-                raise FrameError("unavailable", "storage is unreachable; retry later",
-                                 frame.client_op_id) from None  # fmt: skip
+            # Not awaited: the next frame's op goes out behind this one without waiting for
+            # its reply; a failure is answered when it comes.
+            written = services.hub.submit_inbox(connection.session_id, self._op_message(frame))
+            written.add_done_callback(partial(self._answer_failed_write, frame.client_op_id))
             services.metrics.inc("inkstep_ops_forwarded_total")
             self.refused_in_a_row = 0
         except FrameError as exc:
@@ -279,3 +280,11 @@ class Session:
         except StoreError as exc:
             connection.send_frame({"type": "error", "code": "unavailable", "message": str(exc),
                                    "client_op_id": None})  # fmt: skip
+
+    def _answer_failed_write(self, client_op_id: str, written: asyncio.Future[Any]) -> None:
+        if written.cancelled() or (exc := written.exception()) is None:
+            return
+        self.services.metrics.inc("inkstep_ops_refused_total")
+        message = ("storage is unreachable; retry later" if isinstance(exc, StoreUnavailable)
+                   else str(exc))  # fmt: skip
+        self.connection.send_frame(error_frame("unavailable", message, client_op_id))

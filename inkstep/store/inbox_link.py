@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from inkstep.store.streams import inbox_key, store_errors
+from inkstep.store.streams import entry_fields, inbox_key, store_errors
 
 Command = tuple[Any, ...]
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -67,7 +67,7 @@ class InboxLink:
             return []
         # RESP3 answers a map of stream to entries, RESP2 a list of [stream, entries].
         entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-        return [(entry_id, _pairs(fields)) for entry_id, fields in entries]
+        return [(entry_id, entry_fields(fields)) for entry_id, fields in entries]
 
     def reset(self) -> None:
         """Drop the connection and whatever was in flight on it."""
@@ -84,7 +84,3 @@ class InboxLink:
     def _xread(self, cursor: str) -> Command:
         return ("XREAD", "COUNT", self._count, "BLOCK", self._block_ms,
                 "STREAMS", self._inbox, cursor)  # fmt: skip
-
-
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -63,16 +65,27 @@ def gateway_of(connection: str) -> str | None:
     return gateway_id if dot else None
 
 
+def entry_fields(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A stream entry's fields, from the flat [field, value, …] list Redis answers."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 def seq_of(entry_id: bytes | str) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.split("-", 1)[0])
 
 
 def connect(url: str) -> aioredis.Redis:
-    """An asyncio Redis client that fails fast when the server is unreachable."""
+    """An asyncio Redis client that fails fast when the server is unreachable.
+
+    A command that finds its pooled connection closed (Redis restarted since) is sent once
+    more on a new one. Ops never go through this client (they are not safe to repeat: see
+    `RedisPipe`); what does is a read, an expiring key or a presence relay.
+    """
     return aioredis.Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=15
-    )
+        url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=15,
+        retry=Retry(NoBackoff(), retries=1), retry_on_error=[RedisConnectionError],
+    )  # fmt: skip
 
 
 @contextmanager

@@ -1,0 +1,117 @@
+"""RedisPipe on a real Redis: commands go out without waiting, replies settle in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+
+from inkstep.embedded import free_port
+from inkstep.store.errors import StoreError, StoreUnavailable
+from inkstep.store.pipe import RedisPipe, pack
+from inkstep.store.streams import connect_blocking
+from tests.helpers import unique
+
+
+@pytest.fixture
+async def pipe(redis_url: str) -> AsyncIterator[RedisPipe]:
+    pipe = RedisPipe(redis_url)
+    yield pipe
+    await pipe.close()
+
+
+@pytest.fixture
+def plain(redis_url: str) -> Iterator[redis.Redis]:
+    client = connect_blocking(redis_url)
+    yield client
+    client.close()
+
+
+def test_pack_is_resp() -> None:
+    assert pack("XADD", b"k\r\n", 7) == b"*3\r\n$4\r\nXADD\r\n$3\r\nk\r\n\r\n$1\r\n7\r\n"
+
+
+async def test_replies_settle_in_the_order_commands_were_given(pipe: RedisPipe) -> None:
+    key = unique("pipe-counter")
+    first_tick = [pipe.call("INCR", key) for _ in range(50)]
+    await asyncio.sleep(0)  # the first batch is on its way; these go out behind it
+    second_tick = [pipe.call("INCR", key) for _ in range(50)]
+    assert await asyncio.gather(*first_tick, *second_tick) == list(range(1, 101))
+
+
+async def test_an_error_reply_fails_only_its_own_command(pipe: RedisPipe) -> None:
+    key = unique("pipe-mixed")
+    before, refused, after = pipe.call("INCR", key), pipe.call("XADD", key), pipe.call("GET", key)
+    assert await before == 1
+    with pytest.raises(StoreError, match="wrong number of arguments"):
+        await refused
+    assert await after == b"1"
+
+
+async def test_a_lost_connection_fails_what_is_in_flight_then_reconnects(
+    pipe: RedisPipe, plain: redis.Redis
+) -> None:
+    name = unique("pipe-conn")
+    assert await pipe.call("CLIENT", "SETNAME", name) == b"OK"
+    blocked = pipe.call("XREAD", "BLOCK", 5000, "STREAMS", unique("pipe-quiet"), "$")
+    await asyncio.sleep(0.2)  # the read is blocking in Redis
+    [victim] = [c for c in plain.client_list() if c["name"] == name]
+    plain.client_kill_filter(_id=victim["id"])
+    with pytest.raises(StoreUnavailable, match="lost"):
+        await asyncio.wait_for(blocked, 5)
+    assert await pipe.call("PING") == b"PONG"  # a new connection, opened by the next command
+
+
+async def test_an_unreachable_redis_is_store_unavailable() -> None:
+    pipe = RedisPipe(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(StoreUnavailable, match="unreachable"):
+            await pipe.call("PING")
+    finally:
+        await pipe.close()
+
+
+async def test_the_url_selects_the_database(redis_url: str, plain: redis.Redis) -> None:
+    key = unique("pipe-db")
+    pipe = RedisPipe(redis_url.rsplit("/", 1)[0] + "/3")
+    try:
+        assert await pipe.call("SET", key, "in three") == b"OK"
+    finally:
+        await pipe.close()
+    assert plain.get(key) is None
+    other = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/3")
+    assert other.get(key) == b"in three"
+    other.delete(key)
+    other.close()
+
+
+async def test_the_url_authenticates_and_a_refused_login_is_unavailable(
+    redis_url: str, plain: redis.Redis
+) -> None:
+    user = unique("pipe-user")
+    plain.acl_setuser(user, enabled=True, passwords=["+right"], keys=["*"], commands=["+@all"])
+    host = redis_url.removeprefix("redis://")
+    try:
+        pipe = RedisPipe(f"redis://{user}:right@{host}")
+        try:
+            assert await pipe.call("ACL", "WHOAMI") == user.encode()
+        finally:
+            await pipe.close()
+        wrong = RedisPipe(f"redis://{user}:wrong@{host}")
+        try:
+            with pytest.raises(StoreUnavailable, match="refused the connection"):
+                await wrong.call("PING")
+        finally:
+            await wrong.close()
+    finally:
+        plain.acl_deluser(user)
+
+
+async def test_a_closed_pipe_refuses_new_commands(redis_url: str) -> None:
+    pipe = RedisPipe(redis_url)
+    assert await pipe.call("PING") == b"PONG"
+    await pipe.close()
+    with pytest.raises(StoreUnavailable, match="closed"):
+        await pipe.call("PING")
