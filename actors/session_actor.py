@@ -133,15 +133,19 @@ def _tune_collector() -> None:
 
     Rescanning them made the CPU per op grow with the session; one large young generation
     (50,000) made every actor, all fed at the same rate, pause ~25 ms at the same moment, which
-    starved the gateway. So the young generation stays small, and what survives a collection
-    of the middle one is frozen: never scanned again.
+    starved the gateway. Freezing only what survived the middle generation still had every
+    actor scan that generation at the same moment every ~6 s (5 to 70 ms each, finding 9 cyclic
+    objects in 50 collections). So the young generation stays small and whatever survives a
+    collection is frozen: never scanned again. Reference counting still frees frozen objects;
+    only cyclic garbage older than one collection stays (under 1,000 objects in 10 sessions'
+    550 collections).
     """
     gc.set_threshold(2_000, 10, 1_000)
     gc.callbacks.append(_freeze_survivors)
 
 
 def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
-    if phase == "stop" and info["generation"] >= 1:
+    if phase == "stop":
         gc.freeze()
 
 
