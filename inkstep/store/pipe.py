@@ -17,7 +17,7 @@ import time
 from typing import Any, cast
 
 import hiredis
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import SSLConnection, parse_url
 
 from inkstep.store.errors import StoreError, StoreUnavailable
 
@@ -68,7 +68,7 @@ class RedisPipe:
         self._path: str | None = options.get("path")
         self._host: str = options.get("host", "localhost")
         self._port: int = int(options.get("port", 6379))
-        self._ssl = "SSL" in getattr(options.get("connection_class"), "__name__", "")
+        self._ssl = issubclass(options.get("connection_class", object), SSLConnection)  # rediss://
         self._handshake = _handshake(options)
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Task[None] | None = None
