@@ -60,9 +60,11 @@ def test_scoring_bench_compares_ray_with_plain_processes(ray_address: str) -> No
         result[k] for k in ("single_worker_per_s", "processes_per_s", "ray_tasks_per_s")
     )
     assert min(single, plain, on_ray) > 0
-    assert result["speedup"] == round(on_ray / single, 2)
-    assert result["ceiling_speedup"] == round(plain / single, 2)
-    assert result["ray_share_of_ceiling"] == round(on_ray / plain, 2)
+    # The ratios come from the unrounded rates; recomputed from the printed ones they may
+    # differ in the last digit.
+    assert result["speedup"] == pytest.approx(on_ray / single, abs=0.02)
+    assert result["ceiling_speedup"] == pytest.approx(plain / single, abs=0.02)
+    assert result["ray_share_of_ceiling"] == pytest.approx(on_ray / plain, abs=0.02)
     assert result["processes_cpu_ms_per_step"] > 0
     assert result["ray_cpu_ms_per_step"] is None  # a Ray it did not start: not all local
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("inkstep-")]
