@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 import redis
@@ -15,11 +16,19 @@ from inkstep.store.streams import connect_blocking
 from tests.helpers import unique
 
 
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[RedisPipe]:
+    pipe = RedisPipe(url)
+    try:
+        yield pipe
+    finally:
+        await pipe.close()
+
+
 @pytest.fixture
 async def pipe(redis_url: str) -> AsyncIterator[RedisPipe]:
-    pipe = RedisPipe(redis_url)
-    yield pipe
-    await pipe.close()
+    async with opened(redis_url) as pipe:
+        yield pipe
 
 
 @pytest.fixture
@@ -65,21 +74,15 @@ async def test_a_lost_connection_fails_what_is_in_flight_then_reconnects(
 
 
 async def test_an_unreachable_redis_is_store_unavailable() -> None:
-    pipe = RedisPipe(f"redis://127.0.0.1:{free_port()}/0")
-    try:
+    async with opened(f"redis://127.0.0.1:{free_port()}/0") as pipe:
         with pytest.raises(StoreUnavailable, match="unreachable"):
             await pipe.call("PING")
-    finally:
-        await pipe.close()
 
 
 async def test_the_url_selects_the_database(redis_url: str, plain: redis.Redis) -> None:
     key = unique("pipe-db")
-    pipe = RedisPipe(redis_url.rsplit("/", 1)[0] + "/3")
-    try:
+    async with opened(redis_url.rsplit("/", 1)[0] + "/3") as pipe:
         assert await pipe.call("SET", key, "in three") == b"OK"
-    finally:
-        await pipe.close()
     assert plain.get(key) is None
     other = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/3")
     assert other.get(key) == b"in three"
@@ -94,17 +97,11 @@ async def test_the_url_authenticates_and_a_refused_login_is_unavailable(
     plain.acl_setuser(user, enabled=True, passwords=["+right"], keys=["*"], commands=["+@all"])
     host = redis_url.removeprefix("redis://")
     try:
-        pipe = RedisPipe(f"redis://{user}:right@{host}")
-        try:
+        async with opened(f"redis://{user}:right@{host}") as pipe:
             assert await pipe.call("ACL", "WHOAMI") == user.encode()
-        finally:
-            await pipe.close()
-        wrong = RedisPipe(f"redis://{user}:wrong@{host}")
-        try:
+        async with opened(f"redis://{user}:wrong@{host}") as wrong:
             with pytest.raises(StoreUnavailable, match="refused the connection"):
                 await wrong.call("PING")
-        finally:
-            await wrong.close()
     finally:
         plain.acl_deluser(user)
 
