@@ -85,8 +85,8 @@ class SessionCore:
         self._doc: SessionDoc | None = None
         self._doc_update: bytes | None = None
         # Events applied to the mirror but not yet to the Doc: the Doc is brought up to date
-        # in one transaction when it is read (checkpoint, /doc), not once per event, which
-        # would cost more than everything else an event does.
+        # a few hundred events at a time (off the op path, see SessionRunner) and when it is
+        # read, not once per event, which would cost more than everything else an event does.
         self._doc_backlog: list[dict[str, Any]] = []
 
     # ---- deciding -------------------------------------------------------------------
@@ -351,6 +351,13 @@ class SessionCore:
         `doc_update_with` (which may run on another thread, one call at a time, in order)."""
         backlog, self._doc_backlog = self._doc_backlog, []
         return backlog
+
+    def doc_backlog_size(self) -> int:
+        return len(self._doc_backlog)
+
+    def apply_doc_backlog(self, backlog: list[dict[str, Any]]) -> None:
+        """Bring the Doc up to date with `backlog` (a `take_doc_backlog` answer), in order."""
+        self.doc.apply_events(backlog)
 
     def doc_update_with(self, backlog: list[dict[str, Any]]) -> bytes:
         """Bring the Doc up to date with `backlog`; the whole Doc as one Yjs update."""
