@@ -31,6 +31,7 @@ from typing import Any
 
 from inkstep.bench import harness
 from inkstep.bench.harness import Seat, TreeSampler, Usage
+from inkstep.bench.wire import WireSocket
 from inkstep.embedded import free_port
 
 POINTS_PER_BATCH = 20
@@ -223,42 +224,32 @@ class BenchClient:
         self.seat, self.tag, self.tracker, self.load = seat, f"{tag}-", tracker, load
         self.phase_s = phase_s
         self.batches = stroke_points(index)
-        self.ws: Any = None
+        self.ws: WireSocket | None = None
         self.last_seq = 0
-        self.receiver: asyncio.Task[None] | None = None
         self.keepalive: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        self.ws, _, raw = await harness.open_and_join(
-            self.seat, self.load.deflate, timeout_s=JOIN_TIMEOUT_S
-        )
+        self.ws, raw = await harness.join_on_wire(self.seat, self.load.deflate, JOIN_TIMEOUT_S)
         self.last_seq = int(json.loads(raw)["seq"])
-        self.receiver = asyncio.create_task(self._receive())
+        self.ws.deliver_to(self._on_text)
         self.keepalive = asyncio.create_task(self._keep_alive())
 
     async def _keep_alive(self) -> None:
         """Ping until the run starts: the server closes a client silent for idle_timeout_s,
         and joining a few hundred clients can take longer than that."""
-        with contextlib.suppress(Exception):  # a closed socket shows up in the receiver
+        assert self.ws is not None
+        with contextlib.suppress(ConnectionError):  # a closed socket is counted at close
             while True:
                 await asyncio.sleep(KEEPALIVE_S)
-                await self.ws.send(json.dumps({"type": "ping", "t": int(time.time() * 1000)}))
+                self.ws.send(json.dumps({"type": "ping", "t": int(time.time() * 1000)}))
 
-    async def _receive(self) -> None:
-        totals = self.tracker.totals
-        try:
-            async for text in self.ws:
-                now = time.monotonic()
-                head = harness.EVENT_HEAD.match(text)
-                if head is None:
-                    self._other_frame(text, now)
-                    continue
-                self._on_event(int(head.group(2)), head.group(3), now)
-        except Exception as exc:  # a dropped socket ends this client, counted below
-            totals.errors[f"receive: {type(exc).__name__}"] += 1
-        if self.ws.close_code is not None:
-            reason = f" {self.ws.close_reason}" if self.ws.close_reason else ""
-            totals.close_codes[f"{self.ws.close_code}{reason}"] += 1
+    def _on_text(self, text: str, now: float) -> None:
+        """Each message as its bytes arrive; `now` is the receipt time."""
+        head = harness.EVENT_HEAD.match(text)
+        if head is None:
+            self._other_frame(text, now)
+        else:
+            self._on_event(int(head.group(2)), head.group(3), now)
 
     def _on_event(self, seq: int, op_id: str | None, now: float) -> None:
         totals = self.tracker.totals
@@ -282,7 +273,8 @@ class BenchClient:
 
     async def send_loop(self, start_at: float) -> None:
         """Send on deadlines start + phase + k/rate until the run ends."""
-        totals, rate = self.tracker.totals, self.load.rate_hz
+        totals, rate, ws = self.tracker.totals, self.load.rate_hz, self.ws
+        assert ws is not None
         k, stroke_id = 0, ""
         if self.keepalive is not None:
             self.keepalive.cancel()
@@ -298,8 +290,8 @@ class BenchClient:
             totals.send_lag_ms.append((now - deadline) * 1000)
             self.tracker.sent(op_id, now)
             try:
-                await self.ws.send(frame)
-            except Exception as exc:
+                ws.send(frame)
+            except ConnectionError as exc:
                 totals.errors[f"send: {type(exc).__name__}"] += 1
                 self.tracker.refused(op_id)
                 return
@@ -308,10 +300,11 @@ class BenchClient:
     async def close(self) -> None:
         if self.keepalive is not None:
             self.keepalive.cancel()
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-        if self.receiver is not None:
-            await asyncio.gather(self.receiver, return_exceptions=True)
+        if self.ws is None:
+            return
+        await self.ws.close()
+        reason = f" {self.ws.close_reason}" if self.ws.close_reason else ""
+        self.tracker.totals.close_codes[f"{self.ws.close_code}{reason}"] += 1
 
 
 async def connect_all(clients: Sequence[BenchClient], load: Load) -> None:
@@ -378,7 +371,8 @@ def generator_process(
 ) -> None:
     """The target of one load-generator process; it answers through `conn`."""
     try:
-        result = asyncio.run(_generate(index, sessions, load, conn))
+        with asyncio.Runner(loop_factory=harness.event_loop_factory()) as runner:
+            result = runner.run(_generate(index, sessions, load, conn))
         conn.send(("result", result))
     except BaseException as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from inkstep.bench.wire import WireSocket
 from inkstep.embedded import free_port
 from inkstep.gateway_process import wait_healthy
 
@@ -465,8 +466,7 @@ async def open_and_join(seat: Seat, deflate: bool = False, timeout_s: float = 12
         compression="deflate" if deflate else None,
     )  # fmt: skip
     try:
-        await ws.send(json.dumps({"type": "hello", "token": seat.token, "last_seq": None,
-                                  "client": "bench"}))  # fmt: skip
+        await ws.send(hello(seat))
         async with asyncio.timeout(timeout_s):
             welcome = json.loads(await ws.recv())
             if welcome.get("type") != "welcome":
@@ -474,10 +474,43 @@ async def open_and_join(seat: Seat, deflate: bool = False, timeout_s: float = 12
             while True:
                 raw = await ws.recv()
                 assert isinstance(raw, str), "the server sends text frames"
-                if raw.startswith('{"type":"session_snapshot"') or (
-                    '"session_snapshot"' in raw[:40]
-                ):  # fmt: skip
+                if is_snapshot(raw):
                     return ws, welcome, raw
     except BaseException:
         await ws.close()
+        raise
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (it is with uvicorn[standard]), which costs the
+    load generator less CPU per message than asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def is_snapshot(raw: str) -> bool:
+    return raw.startswith('{"type":"session_snapshot"') or '"session_snapshot"' in raw[:40]
+
+
+def hello(seat: Seat) -> str:
+    return json.dumps({"type": "hello", "token": seat.token, "last_seq": None, "client": "bench"})
+
+
+async def join_on_wire(seat: Seat, deflate: bool, timeout_s: float) -> tuple[WireSocket, str]:
+    """`open_and_join` on the load generator's lean client: (socket, raw snapshot)."""
+    socket = await WireSocket.connect(seat.ws_url, timeout_s, deflate)
+    try:
+        socket.send(hello(seat))
+        async with asyncio.timeout(timeout_s):
+            welcome = json.loads(await socket.recv())
+            if welcome.get("type") != "welcome":
+                raise RuntimeError(f"expected welcome, got {str(welcome)[:200]}")
+            while not is_snapshot(raw := await socket.recv()):
+                pass
+            return socket, raw
+    except BaseException:
+        await socket.close()
         raise
