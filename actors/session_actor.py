@@ -76,7 +76,7 @@ class SessionActor:
     ) -> None:
         logging.basicConfig(level=logging.INFO)
         os.environ.update(env)  # this worker process is the actor's alone
-        _tune_collector()
+        _tune_interpreter()
         # The op loop shares the GIL with the Doc thread (checkpoints) and the actor's loop:
         # hand it over within 1 ms rather than Python's default 5 ms.
         sys.setswitchinterval(0.001)
@@ -126,6 +126,19 @@ class SessionActor:
         """The actor leaves once its running calls end (the exception only says so)."""
         with contextlib.suppress(AsyncioActorExit):
             ray.actor.exit_actor()  # type: ignore[no-untyped-call]
+
+
+# How long a thread holding the GIL keeps it from one that wants it (CPython's default: 5 ms).
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+def _tune_interpreter() -> None:
+    """The collector policy below, and a short GIL switch interval: the op thread gives up the
+    GIL at each Redis round trip and waited up to the whole interval to get it back whenever
+    the Doc thread was busy (a checkpoint, a Doc update). Measured in one process beside a
+    thread parsing JSON: round trips p99 10 to 16 ms at 5 ms, 5 ms at 0.5 ms."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    _tune_collector()
 
 
 def _tune_collector() -> None:
