@@ -481,9 +481,9 @@ class SessionRunner:
             self._record_progress()
 
     def checkpoint(self) -> concurrent.futures.Future[None]:
-        """Checkpoint the state as it is now (the caller holds the lock). The mirror is taken
-        here; the Doc, the write, then archiving and trimming the log below what the
-        checkpoint covers, run on the Doc thread."""
+        """Checkpoint the state as it is now (the caller holds the lock). The mirror is copied
+        here; encoding it, the Doc, the write, then archiving and trimming the log below what
+        the checkpoint covers, run on the Doc thread."""
         core, cursor = self.core, self.cursor
         mirror, backlog = core.export_parts()
         self.checkpoint_at = time.monotonic()
@@ -496,7 +496,7 @@ class SessionRunner:
         core: SessionCore,
         seq: int,
         cursor: str,
-        mirror: bytes,
+        mirror: dict[str, Any],
         backlog: list[dict[str, Any]],
     ) -> None:
         state = pack_state(mirror, core.doc_update_with(backlog))

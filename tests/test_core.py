@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore
+from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore, pack_state
 from actors.snapshot_frame import SnapshotFrames
 from inkstep.lessons import Lesson, load_lesson_file
 
@@ -302,3 +302,20 @@ def test_snapshot_frames_reusing_stroke_json_equal_the_snapshot(
         if data.draw(st.booleans()):  # a late joiner arrives here
             assert orjson.loads(frames.encode(core.snapshot())) == core.snapshot()
     assert orjson.loads(frames.encode(core.snapshot())) == core.snapshot()
+
+
+@settings(max_examples=40, deadline=None)
+@given(op_sequences(), st.data())
+def test_a_checkpoint_holds_the_state_it_was_taken_at_whatever_comes_after(
+    ops: list[tuple[str, str, dict[str, Any]]], data: st.DataObject
+) -> None:
+    source, events = new_core(), []
+    for user, role, op in ops:
+        if isinstance(decision := submit(source, user, role, op), Accepted):
+            events.append(decision.event)
+    cut = data.draw(st.integers(0, len(events)))
+    live = replay(events[:cut])
+    mirror, backlog = live.export_parts()  # as a checkpoint takes it, under the session lock
+    replay(events[cut:], live)  # points appended, undos, layer props: all after the copy
+    checkpoint = SessionCore.import_state(pack_state(mirror, live.doc_update_with(backlog)))
+    assert checkpoint.state_dict() == replay(events[:cut]).state_dict()
