@@ -466,5 +466,14 @@ class SessionCore:
 def pack_state(mirror: dict[str, Any], doc_update: bytes) -> bytes:
     """A checkpoint's bytes: the compressed mirror's length, the mirror, the Yjs update."""
     # 28 ms for a 1.7 MB mirror; zlib lets go of the GIL meanwhile.
-    packed = zlib.compress(orjson.dumps(mirror), 1)
+    packed = zlib.compress(encode_mirror(mirror), 1)
     return len(packed).to_bytes(8, "big") + packed + doc_update
+
+
+def encode_mirror(mirror: dict[str, Any]) -> bytes:
+    """The mirror as JSON, a stroke per call: one call for everything held the GIL (and the
+    session's op thread) for ~10 ms per 2000 events."""
+    rest = orjson.dumps({key: value for key, value in mirror.items() if key != "strokes"})
+    strokes = b",".join([orjson.dumps(stroke) for stroke in mirror["strokes"]])
+    separator = b"," if rest != b"{}" else b""
+    return rest[:-1] + separator + b'"strokes":[' + strokes + b"]}"

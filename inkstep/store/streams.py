@@ -147,6 +147,9 @@ class SessionLog:
         return [fields[b"e"].decode() for _, fields in entries]
 
 
+READ_PAGE_EVENTS = 200
+
+
 class BlockingSessionLog:
     """The reads of SessionLog that the session actor's own loop needs, blocking."""
 
@@ -161,11 +164,20 @@ class BlockingSessionLog:
         return seq_of(entries[0][0]) if entries else 0
 
     def events_after(self, seq: int, upto: int | None = None) -> list[str]:
-        """Raw event JSON with `seq` < event seq <= `upto`, in order."""
+        """Raw event JSON with `seq` < event seq <= `upto`, in order.
+
+        Read a page at a time: parsing a whole tail in one call holds the GIL for as long as
+        it takes (~10 ms for 2000 events), and the session's op thread waits that long."""
         end = f"{upto}-0" if upto is not None else "+"
-        with store_errors():
-            entries: Any = self.client.xrange(self.key, f"({seq}-0", end)
-        return [fields[b"e"].decode() for _, fields in entries]
+        events: list[str] = []
+        start = f"({seq}-0"
+        while True:
+            with store_errors():
+                entries: Any = self.client.xrange(self.key, start, end, count=READ_PAGE_EVENTS)
+            events.extend(fields[b"e"].decode() for _, fields in entries)
+            if len(entries) < READ_PAGE_EVENTS:
+                return events
+            start = f"({entries[-1][0].decode()}"
 
 
 def encode_message(message: dict[str, Any]) -> dict[Any, Any]:
