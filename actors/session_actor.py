@@ -77,9 +77,6 @@ class SessionActor:
         logging.basicConfig(level=logging.INFO)
         os.environ.update(env)  # this worker process is the actor's alone
         _tune_interpreter()
-        # The op loop shares the GIL with the Doc thread (checkpoints) and the actor's loop:
-        # hand it over within 1 ms rather than Python's default 5 ms.
-        sys.setswitchinterval(0.001)
         settings = Settings.model_validate(settings_json)
         lesson = Lesson.model_validate(lesson_json)
         blobs = blob_store_for(settings)
@@ -113,6 +110,11 @@ class SessionActor:
     async def pid(self) -> int:
         return os.getpid()
 
+    async def interpreter(self) -> dict[str, Any]:
+        """What this actor's interpreter runs with (see `_tune_interpreter`)."""
+        return {"gil_switch_interval_s": sys.getswitchinterval(),
+                "gc_threshold": list(gc.get_threshold())}  # fmt: skip
+
     async def checkpoint(self) -> int:
         await self._ensure_started()
         return await asyncio.to_thread(self.runner.checkpoint_now)
@@ -129,14 +131,14 @@ class SessionActor:
 
 
 # How long a thread holding the GIL keeps it from one that wants it (CPython's default: 5 ms).
-GIL_SWITCH_INTERVAL_S = 0.0005
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def _tune_interpreter() -> None:
     """The collector policy below, and a short GIL switch interval: the op thread gives up the
     GIL at each Redis round trip and waited up to the whole interval to get it back whenever
-    the Doc thread was busy (a checkpoint, a Doc update). Measured in one process beside a
-    thread parsing JSON: round trips p99 10 to 16 ms at 5 ms, 5 ms at 0.5 ms."""
+    the Doc thread was busy (a checkpoint, a Doc update). Shorter is not better: at 0.5 ms the
+    extra hand-overs made `bench fanout`'s p99 swing from 26 to 205 ms (1 ms: 20 to 27)."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     _tune_collector()
 

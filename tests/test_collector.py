@@ -1,12 +1,16 @@
-"""The session actor's interpreter policy (collector, GIL switch interval), in a fresh
-interpreter (it changes global state)."""
+"""The session actor's interpreter policy (collector, GIL switch interval): in a fresh
+interpreter (it changes global state), and in a live session's actor."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import ray
+
 from actors.session_actor import GIL_SWITCH_INTERVAL_S
+from tests.helpers import connect, new_session, unique
+from tests.servers import GatewayProcess
 
 SCRIPT = """
 import gc, sys
@@ -30,3 +34,18 @@ def test_what_survives_a_young_collection_is_frozen_and_never_rescanned() -> Non
     assert int(young) == 2_000
     assert int(newly_frozen) >= 5_000  # every point list survived, out of the collector's way
     assert int(middle_generation) == 0  # nothing waits for the next middle collection
+
+
+async def test_a_live_session_actor_runs_with_that_policy(gateways: list[GatewayProcess]) -> None:
+    """Through a real session: nothing in the actor's start-up overrides the policy."""
+    gw = gateways[0]
+    user = unique("ann")
+    session_id = await new_session(gw.url, user)
+    client = await connect(gw.ws_url, gw.url, user, session_id, "teacher")
+    try:
+        actor = ray.get_actor(f"session:{session_id}", namespace="inkstep-tests")
+        interpreter = await actor.interpreter.remote()
+    finally:
+        await client.close()
+    assert interpreter["gil_switch_interval_s"] == GIL_SWITCH_INTERVAL_S
+    assert interpreter["gc_threshold"][0] == 2_000
