@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import ray
+import redis
 
 from inkstep.client import InkstepClient
 from inkstep.embedded import EmbeddedRedis
@@ -276,3 +277,12 @@ async def test_sigterm_drains_with_1012(
         await eventually(lambda: 1012 in a.close_codes, timeout_s=20)
     finally:
         await a.close()
+
+
+def test_the_embedded_redis_appends_every_write_and_rewrites_rarely(
+    own_redis: EmbeddedRedis,
+) -> None:
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    config = client.config_get("*aof*") | client.config_get("append*")
+    assert config["appendonly"] == "yes" and config["appendfsync"] == "everysec"
+    assert int(config["auto-aof-rewrite-min-size"]) == 512 * 1024 * 1024
