@@ -5,7 +5,8 @@ deadlines (a late loop sends at once rather than silently lowering the rate). La
 → receipt by each *other* client of the session; lost = an op some other client never got
 (within `--drain` seconds after the run); out-of-order = a seq that is not the previous + 1.
 The clients run in separate processes (whole sessions per process, so send and receive
-times share one clock); their own CPU is reported so a saturated generator is visible.
+times share one clock) on uvloop, each a lean WebSocket client (`wire.py`) so that the load
+itself costs little; their own CPU is reported so a saturated generator is visible.
 """
 
 from __future__ import annotations
