@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.servers import TEST_NAMESPACE
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +49,7 @@ def ray_address() -> Iterator[str]:
 
     from inkstep.local_ray import start_local_ray
 
-    address = start_local_ray("inkstep-tests", num_cpus=2)
+    address = start_local_ray(TEST_NAMESPACE, num_cpus=2)
     try:
         yield address
     finally:

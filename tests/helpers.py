@@ -8,14 +8,22 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import ray
+
+from actors.session_actor import actor_name
 from inkstep.client import InkstepApi, InkstepClient
 from inkstep.settings import Settings
 from inkstep.tokens import mint_user_token
-from tests.servers import TEST_SECRET
+from tests.servers import TEST_NAMESPACE, TEST_SECRET
 
 
 def user_token(user_id: str, plan: str = "pro", teacher: bool = False) -> str:
     return mint_user_token(Settings(secret_key=TEST_SECRET), user_id, plan, teacher)
+
+
+def session_actor(session_id: str) -> Any:
+    """The live actor of a session the test gateways serve (ValueError if there is none)."""
+    return ray.get_actor(actor_name(session_id), namespace=TEST_NAMESPACE)
 
 
 def unique(prefix: str) -> str:

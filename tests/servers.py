@@ -8,9 +8,10 @@ from pathlib import Path
 
 from inkstep.gateway_process import GatewayProcess
 
-__all__ = ["TEST_SECRET", "GatewayProcess", "gateway_env", "wait_until"]
+__all__ = ["TEST_NAMESPACE", "TEST_SECRET", "GatewayProcess", "gateway_env", "wait_until"]
 
 TEST_SECRET = "inkstep-test-secret-0123456789abcdef"
+TEST_NAMESPACE = "inkstep-tests"  # the Ray namespace of the test gateways and their sessions
 
 
 def wait_until(predicate: object, timeout_s: float = 10.0, interval_s: float = 0.05) -> None:
@@ -31,7 +32,7 @@ def gateway_env(
         "INKSTEP_REDIS_URL": redis_url,
         "INKSTEP_DATABASE_URL": database_url,
         "INKSTEP_RAY_ADDRESS": ray_address,
-        "INKSTEP_RAY_NAMESPACE": "inkstep-tests",
+        "INKSTEP_RAY_NAMESPACE": TEST_NAMESPACE,
         "INKSTEP_DATA_DIR": str(data_dir),
         "INKSTEP_SECRET_KEY": TEST_SECRET,
         "INKSTEP_LOCAL_SIGN_IN": "true",

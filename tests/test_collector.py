@@ -6,10 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import ray
-
 from actors.session_actor import GIL_SWITCH_INTERVAL_S
-from tests.helpers import connect, new_session, unique
+from tests.helpers import connect, new_session, session_actor, unique
 from tests.servers import GatewayProcess
 
 SCRIPT = """
@@ -43,7 +41,7 @@ async def test_a_live_session_actor_runs_with_that_policy(gateways: list[Gateway
     session_id = await new_session(gw.url, user)
     client = await connect(gw.ws_url, gw.url, user, session_id, "teacher")
     try:
-        actor = ray.get_actor(f"session:{session_id}", namespace="inkstep-tests")
+        actor = session_actor(session_id)
         interpreter = await actor.interpreter.remote()
     finally:
         await client.close()

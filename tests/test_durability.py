@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import ray
 import redis
 
 from inkstep.client import InkstepClient
@@ -26,6 +25,7 @@ from tests.helpers import (
     eventually,
     line,
     new_session,
+    session_actor,
     session_token,
     unique,
     user_token,
@@ -90,7 +90,7 @@ def assert_complete(events: list[dict[str, Any]], confirmed: set[str]) -> None:
 
 def actor_alive(session_id: str) -> bool:
     try:
-        ray.get_actor(f"session:{session_id}", namespace="inkstep-tests")
+        session_actor(session_id)
         return True
     except ValueError:
         return False
@@ -107,7 +107,7 @@ async def test_kill_9_recovers_from_checkpoint_plus_stream(
         await a.wait_confirmed(sent[-1])
         blobs = s3_blobs(s3_env)
         wait_until(lambda: archive.latest_checkpoint(blobs, session_id) is not None)
-        actor = ray.get_actor(f"session:{session_id}", namespace="inkstep-tests")
+        actor = session_actor(session_id)
         os.kill(await actor.pid.remote(), signal.SIGKILL)
         sent += [await a.draw_stroke(line(200, 10 + i, n=4)) for i in range(30)]
         await a.wait_for(lambda: not a.unconfirmed, timeout_s=60)

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-import ray
 import websockets
 from pycrdt import Doc, Map
 
@@ -20,6 +19,7 @@ from tests.helpers import (
     eventually,
     line,
     new_session,
+    session_actor,
     session_token,
     teacher_and_student,
     unique,
@@ -297,7 +297,7 @@ async def test_kill_9_of_the_session_actor_loses_no_confirmed_event(
     a = await connect(a_gw.ws_url, a_gw.url, user, session_id, "teacher")
     b = await connect(b_gw.ws_url, b_gw.url, watcher, session_id)
     try:
-        actor = ray.get_actor(f"session:{session_id}", namespace="inkstep-tests")
+        actor = session_actor(session_id)
         sent: list[str] = []
 
         async def draw(count: int) -> None:

@@ -19,7 +19,7 @@ from inkstep.settings import Settings
 from inkstep.store.database import Database
 from inkstep.store.streams import scoring_key
 from inkstep.tokens import UserClaims
-from tests.helpers import connect, eventually, new_session, unique, user_token
+from tests.helpers import connect, eventually, new_session, session_actor, unique, user_token
 from tests.servers import GatewayProcess
 
 
@@ -171,7 +171,7 @@ async def test_a_completion_being_scored_when_the_actor_dies_is_scored_after_it_
         await eventually(lambda: store.llen(held) == cpus, timeout_s=30)
         done = await s.step_complete("s1")
         await eventually(lambda: store.hlen(scoring_key(session_id)) == 1, timeout_s=30)
-        actor = ray.get_actor(f"session:{session_id}", namespace="inkstep-tests")
+        actor = session_actor(session_id)
         old_pid = await actor.pid.remote()
         os.kill(old_pid, signal.SIGKILL)
         while await actor.pid.remote() == old_pid:
