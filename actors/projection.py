@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# The events that change a row; a session's other events (strokes, undo, layers) change none.
+PROJECTED_TYPES = frozenset({"participant", "score_update", "step_change"})
+
+
+def projected(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of a batch that change a row. The session thread picks them out, so a batch
+    of strokes does not wake the actor's loop at all."""
+    return [event for event in events if event["type"] in PROJECTED_TYPES]
+
+
 class Projection:
     """Queues events and writes the rows they imply."""
 
@@ -54,9 +64,9 @@ class Projection:
         return self._db
 
     def add(self, events: list[dict[str, Any]]) -> None:
+        """Queue `projected` events, in order."""
         for event in events:
-            if event["type"] in ("participant", "score_update", "step_change"):
-                self.queue.put_nowait(event)
+            self.queue.put_nowait(event)
 
     def add_scores(self, scores: list[dict[str, Any]]) -> None:
         """Re-queue every known score (after a rebuild); add_result ignores repeats."""

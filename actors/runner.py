@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore, pack_state
-from actors.projection import Projection
+from actors.projection import Projection, projected
 from actors.snapshot_frame import SnapshotFrames
 from inkstep.lessons import Lesson
 from inkstep.settings import Settings
@@ -314,8 +314,8 @@ class SessionRunner:
         # Confirmed once these replies are in; the next inbox read goes out with them.
         self.link.write(writes, then_read_from=last_id)
         self.cursor = last_id
-        if self.projection is not None and out.events:
-            self._on_loop(self.projection.add, out.events)
+        if self.projection is not None and (rows := projected(out.events)):
+            self._on_loop(self.projection.add, rows)
         for request in out.score_requests:
             self._start_scoring(request)
         self._maybe_sync_doc()
