@@ -13,7 +13,7 @@ from pathlib import Path
 
 from inkstep.settings import Settings
 
-BENCHES = ("fanout", "join", "scoring", "recovery", "chaos", "memory")
+BENCHES = ("fanout", "join", "scoring", "recovery", "chaos", "memory", "checkpoint")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from inkstep.bench import fanout, join, scoring
+from inkstep.bench import checkpoint, fanout, join, scoring
 from tests.servers import TEST_SECRET, GatewayProcess
 
 
@@ -68,3 +68,17 @@ def test_scoring_bench_compares_ray_with_plain_processes(ray_address: str) -> No
     assert result["processes_cpu_ms_per_step"] > 0
     assert result["ray_cpu_ms_per_step"] is None  # a Ray it did not start: not all local
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("inkstep-")]
+
+
+def test_checkpoint_bench_times_each_step_of_a_checkpoint_that_restores() -> None:
+    args = bench_args(checkpoint, "--events", "120", "--segment-events", "100")
+    # measure() itself checks that the checkpoint restores the session and the segment
+    # holds the last 100 events; it raises otherwise.
+    result = checkpoint.measure(args)
+    assert [row["step"] for row in result["steps"]] == [
+        "copy the mirror (op thread)", "Doc: catch up, encode", "pack the state",
+        "write the checkpoint", "archive a segment",
+    ]  # fmt: skip
+    assert all(row["wall_ms"] > 0 for row in result["steps"])
+    assert result["state_bytes"] > 0
+    assert result["longest_op_wait_ms"] == max(row["op_wait_ms"] for row in result["steps"])
