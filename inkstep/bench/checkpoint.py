@@ -51,10 +51,12 @@ class OpThreadStandIn:
     def __init__(self) -> None:
         self.wakes: list[tuple[float, float]] = []
         self._stop = threading.Event()
+        self._running = threading.Event()
         self._thread = threading.Thread(target=self._run, name="op-thread-stand-in")
 
     def __enter__(self) -> OpThreadStandIn:
         self._thread.start()
+        self._running.wait()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -66,6 +68,7 @@ class OpThreadStandIn:
             started = time.perf_counter()
             time.sleep(PROBE_PERIOD_S)
             self.wakes.append((started, time.perf_counter() - started - PROBE_PERIOD_S))
+            self._running.set()
 
     def longest_wait_ms(self, start: float, end: float) -> float:
         late = [lateness for at, lateness in self.wakes if start <= at < end]
@@ -127,7 +130,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         return result
 
     with OpThreadStandIn() as probe:
-        time.sleep(0.05)
         parts["mirror"], parts["backlog"] = step(
             "copy the mirror (op thread)", core.export_parts, holds_ops=True
         )
@@ -141,7 +143,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "archive a segment",
             lambda: archive.write_segment(blobs, core.session_id, log[-args.segment_events :]),
         )
-        time.sleep(0.05)
     check_written(blobs, core, args.segment_events)
     return {"events": args.events, "points": args.points, "state_bytes": len(state),
             "steps": steps, "total_cpu_ms": round(sum(s["cpu_ms"] for s in steps), 1),
