@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -162,6 +163,22 @@ def _tune_collector() -> None:
 def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
     if phase == "stop":
         gc.freeze()
+
+
+@contextlib.contextmanager
+def actor_interpreter_policy() -> Iterator[None]:
+    """A session actor's interpreter policy for the length of the block, in any process (a
+    bench measuring what an actor would do); the process's own policy comes back after, with
+    nothing left frozen (frozen objects are invisible to `gc.get_referrers`)."""
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    _tune_interpreter()
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(_freeze_survivors)
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)
+        gc.unfreeze()
 
 
 def _open_database(url: str) -> Database:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
+import sys
 from types import ModuleType
 
 import pytest
@@ -72,6 +74,7 @@ def test_scoring_bench_compares_ray_with_plain_processes(ray_address: str) -> No
 
 def test_checkpoint_bench_times_each_step_of_a_checkpoint_that_restores() -> None:
     args = bench_args(checkpoint, "--events", "120", "--segment-events", "100")
+    interval, thresholds, callbacks = sys.getswitchinterval(), gc.get_threshold(), gc.callbacks[:]
     # measure() itself checks that the checkpoint restores the session and the segment
     # holds the last 100 events; it raises otherwise.
     result = checkpoint.measure(args)
@@ -82,3 +85,8 @@ def test_checkpoint_bench_times_each_step_of_a_checkpoint_that_restores() -> Non
     assert all(row["wall_ms"] > 0 for row in result["steps"])
     assert result["state_bytes"] > 0
     assert result["longest_op_wait_ms"] == max(row["op_wait_ms"] for row in result["steps"])
+    # It ran under the actor's interpreter policy and gave this process its own back.
+    assert (sys.getswitchinterval(), gc.get_threshold(), gc.callbacks) == (
+        interval, thresholds, callbacks
+    )  # fmt: skip
+    assert gc.get_freeze_count() == 0

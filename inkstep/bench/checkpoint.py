@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from actors.core import Accepted, SessionCore, pack_state
-from actors.session_actor import _tune_interpreter
+from actors.session_actor import actor_interpreter_policy
 from inkstep.bench.harness import LESSON_ID, stroke_frame
 from inkstep.lessons import load_lessons_dir
 from inkstep.settings import PACKAGE_ROOT
@@ -113,7 +113,11 @@ def check_written(blobs: FileBlobStore, core: SessionCore, segment_events: int) 
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    _tune_interpreter()  # the actor's GIL switch interval and collector policy
+    with actor_interpreter_policy():  # the actor's GIL switch interval and collector
+        return _measure(args)
+
+
+def _measure(args: argparse.Namespace) -> dict[str, Any]:
     core, log = drawn_session(args.events, args.points)
     blobs = FileBlobStore(Path(tempfile.mkdtemp(prefix="inkstep-bench-checkpoint-")))
     steps: list[dict[str, Any]] = []
