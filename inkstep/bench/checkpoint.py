@@ -113,13 +113,13 @@ def check_written(blobs: FileBlobStore, core: SessionCore, segment_events: int) 
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    with actor_interpreter_policy():  # the actor's GIL switch interval and collector
-        return _measure(args)
+    # The actor's GIL switch interval and collector; a blob folder gone when done.
+    with actor_interpreter_policy(), tempfile.TemporaryDirectory(prefix="inkstep-bench-") as d:
+        return _measure(args, FileBlobStore(Path(d)))
 
 
-def _measure(args: argparse.Namespace) -> dict[str, Any]:
+def _measure(args: argparse.Namespace, blobs: FileBlobStore) -> dict[str, Any]:
     core, log = drawn_session(args.events, args.points)
-    blobs = FileBlobStore(Path(tempfile.mkdtemp(prefix="inkstep-bench-checkpoint-")))
     steps: list[dict[str, Any]] = []
     parts: dict[str, Any] = {}
 
