@@ -40,8 +40,21 @@ def test_fanout_delivers_every_op_in_order(gateway: GatewayProcess) -> None:
         assert row["out_of_order"] == 0
         assert row["refused"] == 0
         assert row["errors"] == {}
+        assert row["over_p99"]["sessions"] == 1
+        assert row["over_p99"]["sessions_per_second_max"] <= 1
     assert result["rows"][0]["server_cpu_percent"] is None  # no --server-pid to sample
     assert result["rows"][1]["server_cpu_percent"] is not None
+
+
+def test_the_tail_spread_counts_sessions_hit_per_second() -> None:
+    one_generator = {"latencies_ms": [1.0, 50.0, 60.0, 2.0, 70.0],
+                     "sent_seconds": [10, 10, 10, 11, 12],
+                     "sessions": ["g0s0", "g0s0", "g0s1", "g0s1", "g0s1"]}  # fmt: skip
+    other = {"latencies_ms": [80.0, 1.0], "sent_seconds": [10, 12], "sessions": ["g1s0", "g1s0"]}
+    spread = fanout.tail_spread([one_generator, other], 40.0, sessions=3)
+    # Second 10 hit three sessions (two of one generator, one of the other); second 12 one.
+    assert spread == {"seconds": 2, "sessions": 3, "sessions_per_second_median": 3,
+                      "sessions_per_second_max": 3}  # fmt: skip
 
 
 def test_join_snapshot_holds_every_stroke(gateway: GatewayProcess) -> None:

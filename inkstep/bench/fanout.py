@@ -171,6 +171,9 @@ class Totals:
     errors: Counter[str] = field(default_factory=Counter)
     close_codes: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    # Per delivery, beside its latency: the second it was sent in and its session.
+    sent_seconds: list[int] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
     send_lag_ms: list[float] = field(default_factory=list)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     sending_done: bool = False
@@ -184,8 +187,8 @@ class Totals:
 class SessionTracker:
     """Which of one session's ops each other client has received, and when they were sent."""
 
-    def __init__(self, totals: Totals, clients: int) -> None:
-        self.totals, self.others = totals, clients - 1
+    def __init__(self, totals: Totals, clients: int, name: str) -> None:
+        self.totals, self.others, self.name = totals, clients - 1, name
         self.sent_at: dict[str, float] = {}
         self.pending: dict[str, int] = {}
 
@@ -198,7 +201,10 @@ class SessionTracker:
     def received(self, op_id: str, receiver_tag: str, now: float) -> None:
         if op_id.startswith(receiver_tag) or op_id not in self.pending:
             return  # the sender's own confirmation, or an op from before the run
-        self.totals.latencies_ms.append((now - self.sent_at[op_id]) * 1000)
+        sent_at = self.sent_at[op_id]
+        self.totals.latencies_ms.append((now - sent_at) * 1000)
+        self.totals.sent_seconds.append(int(sent_at))
+        self.totals.sessions.append(self.name)
         left = self.pending[op_id] - 1
         if left:
             self.pending[op_id] = left
@@ -332,7 +338,9 @@ async def _generate(
 ) -> dict[str, Any]:
     """Connect every seat, report ready, wait for the start time, run, drain, summarise."""
     totals = Totals()
-    trackers = [SessionTracker(totals, len(seats)) for seats in sessions]
+    trackers = [
+        SessionTracker(totals, len(seats), f"g{index}s{s}") for s, seats in enumerate(sessions)
+    ]
     total = load.sessions * load.clients
     clients = [
         BenchClient(seat, f"g{index}s{s}c{c}", c, trackers[s], load,
@@ -364,6 +372,7 @@ def _summary(totals: Totals, trackers: Sequence[SessionTracker]) -> dict[str, An
         "refused": totals.refused, "out_of_order": totals.out_of_order,
         "errors": dict(totals.errors), "close_codes": dict(totals.close_codes),
         "latencies_ms": totals.latencies_ms, "send_lag_ms": totals.send_lag_ms,
+        "sent_seconds": totals.sent_seconds, "sessions": totals.sessions,
     }  # fmt: skip
 
 
@@ -448,6 +457,7 @@ def _row(
 ) -> dict[str, Any]:  # fmt: skip
     latencies = sorted(x for r in results for x in r["latencies_ms"])
     lags = sorted(x for r in results for x in r["send_lag_ms"])
+    p99 = harness.percentile(latencies, 99)
     sent = sum(r["sent"] for r in results)
     return {
         "server": name, "sessions": load.sessions, "clients": load.clients,
@@ -455,7 +465,8 @@ def _row(
         "sent": sent, "sent_per_s": sent / load.duration_s,
         "deliveries_per_s": sum(r["deliveries_in_window"] for r in results) / load.duration_s,
         "p50_ms": harness.percentile(latencies, 50), "p95_ms": harness.percentile(latencies, 95),
-        "p99_ms": harness.percentile(latencies, 99), "max_ms": latencies[-1] if latencies else None,
+        "p99_ms": p99, "max_ms": latencies[-1] if latencies else None,
+        "over_p99": tail_spread(results, p99, load.sessions),
         "received_by_others": len(latencies),
         "lost": sum(r["lost"] for r in results),
         "lost_deliveries": sum(r["lost_deliveries"] for r in results),
@@ -474,6 +485,25 @@ def _row(
         "send_lag_p99_ms": harness.percentile(lags, 99),
         "send_lag_max_ms": lags[-1] if lags else None,
     }  # fmt: skip
+
+
+def tail_spread(results: Sequence[dict[str, Any]], p99_ms: float | None, sessions: int
+                ) -> dict[str, Any] | None:  # fmt: skip
+    """Where the deliveries slower than p99 lie: in how many seconds of the run, and how many
+    sessions each such second hit. Many sessions at once points at something they share (a
+    process, the machine); one at a time, at something of each session's own."""
+    if p99_ms is None:
+        return None
+    hits: dict[int, set[str]] = {}
+    for r in results:
+        marks = zip(r["latencies_ms"], r["sent_seconds"], r["sessions"], strict=True)
+        for latency, second, session in marks:
+            if latency > p99_ms:
+                hits.setdefault(second, set()).add(session)
+    spread = sorted(len(hit) for hit in hits.values())
+    return {"seconds": len(hits), "sessions": sessions,
+            "sessions_per_second_median": spread[len(spread) // 2] if spread else 0,
+            "sessions_per_second_max": spread[-1] if spread else 0}  # fmt: skip
 
 
 # ---- the servers ------------------------------------------------------------------------
@@ -575,6 +605,11 @@ def print_result(result: dict[str, Any]) -> None:
     if "p99_ratio" in result:
         print(f"p99 ratio inkstep / baseline: {harness.fmt(result['p99_ratio'], 2)}x")
     for row in result["rows"]:
+        if spread := row["over_p99"]:
+            print(f"{row['server']}: deliveries over p99 were sent in {spread['seconds']} of "
+                  f"{load['duration_s']:g} s, hitting {spread['sessions_per_second_median']} "
+                  f"(median) and at most {spread['sessions_per_second_max']} of "
+                  f"{spread['sessions']} sessions in one second")  # fmt: skip
         if row["errors"] or row["close_codes"]:
             print(f"{row['server']}: errors {row['errors']}, close codes {row['close_codes']}")
         if row["server_top"]:
