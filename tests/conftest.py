@@ -19,24 +19,13 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def redis_urls(data_root: Path) -> Iterator[tuple[str, str]]:
-    """(url, TCP url): INKSTEP_REDIS_URL when set, else an embedded redis-server for the
-    session, reached through its Unix socket as the server's processes reach it."""
+def redis_url(data_root: Path) -> Iterator[str]:
+    """INKSTEP_REDIS_URL when set, else an embedded redis-server for the session."""
     if url := os.environ.get("INKSTEP_REDIS_URL"):
-        yield url, url
+        yield url
         return
     with EmbeddedRedis(data_root / "redis") as server:
-        yield server.url, server.tcp_url
-
-
-@pytest.fixture(scope="session")
-def redis_url(redis_urls: tuple[str, str]) -> str:
-    return redis_urls[0]
-
-
-@pytest.fixture(scope="session")
-def redis_tcp_url(redis_urls: tuple[str, str]) -> str:
-    return redis_urls[1]
+        yield server.url
 
 
 @pytest.fixture(scope="session")

@@ -80,33 +80,23 @@ async def test_an_unreachable_redis_is_store_unavailable() -> None:
             await pipe.call("PING")
 
 
-def in_database_3(url: str) -> str:
-    if url.startswith("unix://"):
-        return url.split("?", 1)[0] + "?db=3"
-    return url.rsplit("/", 1)[0] + "/3"
-
-
-@pytest.mark.parametrize("transport", ["unix socket", "tcp"])
-async def test_the_url_selects_the_database(
-    transport: str, redis_url: str, redis_tcp_url: str, plain: redis.Redis
-) -> None:
-    url = in_database_3(redis_url if transport == "unix socket" else redis_tcp_url)
+async def test_the_url_selects_the_database(redis_url: str, plain: redis.Redis) -> None:
     key = unique("pipe-db")
-    async with opened(url) as pipe:
+    async with opened(redis_url.rsplit("/", 1)[0] + "/3") as pipe:
         assert await pipe.call("SET", key, "in three") == b"OK"
     assert plain.get(key) is None
-    other = redis.Redis.from_url(url)
+    other = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/3")
     assert other.get(key) == b"in three"
     other.delete(key)
     other.close()
 
 
 async def test_the_url_authenticates_and_a_refused_login_is_unavailable(
-    redis_tcp_url: str, plain: redis.Redis
+    redis_url: str, plain: redis.Redis
 ) -> None:
     user = unique("pipe-user")
     plain.acl_setuser(user, enabled=True, passwords=["+right"], keys=["*"], commands=["+@all"])
-    host = redis_tcp_url.removeprefix("redis://")
+    host = redis_url.removeprefix("redis://")
     try:
         async with opened(f"redis://{user}:right@{host}") as pipe:
             assert await pipe.call("ACL", "WHOAMI") == user.encode()
