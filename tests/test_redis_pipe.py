@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 import redis
 
-from inkstep.embedded import MAX_SOCKET_PATH, EmbeddedRedis, free_port
+from inkstep.embedded import free_port
 from inkstep.store.errors import StoreError, StoreUnavailable
 from inkstep.store.pipe import RedisPipe, pack
 from inkstep.store.streams import connect_blocking
@@ -113,19 +112,3 @@ async def test_a_closed_pipe_refuses_new_commands(redis_url: str) -> None:
     await pipe.close()
     with pytest.raises(StoreUnavailable, match="closed"):
         await pipe.call("PING")
-
-
-async def test_the_embedded_redis_serves_its_socket_and_its_port_alike(tmp_path: Path) -> None:
-    with EmbeddedRedis(tmp_path / "redis") as server:
-        assert server.url.startswith("unix://") and server.socket_path.is_socket()
-        key = unique("both")
-        async with opened(server.url) as over_socket, opened(server.tcp_url) as over_tcp:
-            await over_socket.call("SET", key, "written over the socket")
-            assert await over_tcp.call("GET", key) == b"written over the socket"
-        assert connect_blocking(server.tcp_url).get(key) == b"written over the socket"
-
-
-def test_a_socket_path_too_long_for_the_os_goes_to_the_temp_folder(tmp_path: Path) -> None:
-    deep = tmp_path / ("d" * 60) / ("e" * 60)
-    assert EmbeddedRedis(tmp_path / "redis").socket_path.parent == (tmp_path / "redis").resolve()
-    assert len(str(EmbeddedRedis(deep).socket_path)) <= MAX_SOCKET_PATH
