@@ -57,6 +57,21 @@ def test_the_tail_spread_counts_sessions_hit_per_second() -> None:
                       "sessions_per_second_max": 3}  # fmt: skip
 
 
+@pytest.mark.parametrize("generators", [1, 2, 3])
+def test_every_client_of_a_run_sends_at_its_own_evenly_spaced_offset(generators: int) -> None:
+    load = fanout.Load(sessions=10, clients=4, rate_hz=20, duration_s=1, drain_s=1,
+                       deflate=False, generators=generators)  # fmt: skip
+    sessions = list(range(load.sessions))
+    offsets = sorted(
+        fanout.send_phase_s(load, g, s, c)
+        for g in range(generators)
+        for s in range(len(sessions[g::generators]))  # the sessions run_load gives generator g
+        for c in range(load.clients)
+    )
+    period_s, clients = 1 / load.rate_hz, load.sessions * load.clients
+    assert offsets == pytest.approx([k * period_s / clients for k in range(clients)])
+
+
 def test_join_snapshot_holds_every_stroke(gateway: GatewayProcess) -> None:
     args = bench_args(join, "--url", gateway.url, "--strokes", "50", "--joins", "2")
     result = join.measure(args)
