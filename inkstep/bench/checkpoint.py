@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from actors.core import Accepted, SessionCore, pack_state
+from actors.runner import DOC_SYNC_EVENTS
 from actors.session_actor import actor_interpreter_policy
 from inkstep.bench.harness import LESSON_ID, stroke_frame
 from inkstep.lessons import load_lessons_dir
@@ -33,7 +34,6 @@ from inkstep.store import archive
 from inkstep.store.blob import FileBlobStore
 
 STROKE_BATCHES = 50  # batches per stroke, as a 1 s stroke at 50 Hz
-DOC_SYNC_EVENTS = 20
 PROBE_PERIOD_S = 0.0002
 
 
