@@ -11,14 +11,14 @@ import redis
 
 from inkstep.embedded import free_port
 from inkstep.store.errors import StoreError, StoreUnavailable
-from inkstep.store.pipe import RedisPipe, pack
+from inkstep.store.pipe import REPLY_TIMEOUT_S, RedisPipe, pack
 from inkstep.store.streams import connect_blocking
 from tests.helpers import unique
 
 
 @asynccontextmanager
-async def opened(url: str) -> AsyncIterator[RedisPipe]:
-    pipe = RedisPipe(url)
+async def opened(url: str, reply_timeout_s: float = REPLY_TIMEOUT_S) -> AsyncIterator[RedisPipe]:
+    pipe = RedisPipe(url, reply_timeout_s)
     try:
         yield pipe
     finally:
@@ -71,6 +71,30 @@ async def test_a_lost_connection_fails_what_is_in_flight_then_reconnects(
     with pytest.raises(StoreUnavailable, match="lost"):
         await asyncio.wait_for(blocked, 5)
     assert await pipe.call("PING") == b"PONG"  # a new connection, opened by the next command
+
+
+async def test_a_deep_pipeline_answered_slowly_is_not_taken_for_a_stuck_redis(
+    redis_url: str,
+) -> None:
+    # Redis answers a connection's commands one after another: each blocking read below
+    # waits 150 ms, so the last reply comes ~1.2 s after it was given, more than twice the
+    # timeout, while a reply arrives every 150 ms.
+    quiet = unique("pipe-slow")
+    async with opened(redis_url, reply_timeout_s=0.5) as pipe:
+        reads = [pipe.call("XREAD", "BLOCK", 150, "STREAMS", quiet, "$") for _ in range(8)]
+        assert await asyncio.gather(*reads) == [None] * 8
+
+
+async def test_a_redis_that_stops_answering_is_unavailable_then_the_pipe_reconnects(
+    redis_url: str,
+) -> None:
+    async with opened(redis_url, reply_timeout_s=0.5) as pipe:
+        stuck = pipe.call("XREAD", "BLOCK", 5000, "STREAMS", unique("pipe-stuck"), "$")
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(StoreUnavailable, match="did not answer in time"):
+            await stuck
+        assert asyncio.get_running_loop().time() - started < 2.0
+        assert await pipe.call("PING") == b"PONG"
 
 
 async def test_an_unreachable_redis_is_store_unavailable() -> None:

@@ -22,7 +22,9 @@ from redis.asyncio.connection import SSLConnection, parse_url
 from inkstep.store.errors import StoreError, StoreUnavailable
 
 CONNECT_TIMEOUT_S = 2.0
-# An unanswered command older than this means Redis is stuck or gone: drop the connection.
+# Commands waiting and no reply for this long means Redis is stuck or gone: drop the
+# connection. Measured from the last reply, not from when the oldest command was given: a
+# busy Redis working through a deep pipeline is slow, not gone.
 REPLY_TIMEOUT_S = 10.0
 
 Arg = str | bytes | int
@@ -47,6 +49,7 @@ class _Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
+        self.pipe._progress_at = time.monotonic()
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
             self.pipe._settle(reply)
@@ -63,8 +66,9 @@ class RedisPipe:
     run: callers retry only what is safe to repeat).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, reply_timeout_s: float = REPLY_TIMEOUT_S) -> None:
         options: dict[str, Any] = dict(parse_url(url))
+        self._reply_timeout_s = reply_timeout_s
         self._path: str | None = options.get("path")
         self._host: str = options.get("host", "localhost")
         self._port: int = int(options.get("port", 6379))
@@ -73,12 +77,12 @@ class RedisPipe:
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Task[None] | None = None
         self._unsent: list[bytes] = []
-        # Futures of the commands not yet answered, oldest first, with when they were given
-        # (None: a handshake step of the current connection, awaited by no one).
-        self._waiting: collections.deque[tuple[asyncio.Future[Any] | None, float]] = (
-            collections.deque()
-        )
+        # Futures of the commands not yet answered, oldest first (None: a handshake step of
+        # the current connection, awaited by no one).
+        self._waiting: collections.deque[asyncio.Future[Any] | None] = collections.deque()
         self._flush_scheduled = False
+        # When replies last came in, or a command was given with none waiting before it.
+        self._progress_at = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -90,7 +94,9 @@ class RedisPipe:
             future.set_exception(StoreUnavailable("redis connection closed"))
             return future
         self._unsent.append(pack(*args))
-        self._waiting.append((future, time.monotonic()))
+        if not self._waiting:
+            self._progress_at = time.monotonic()
+        self._waiting.append(future)
         if self._protocol is None:
             if self._opening is None:
                 self._opening = loop.create_task(self._open())
@@ -130,7 +136,7 @@ class RedisPipe:
         self._protocol = protocol
         # The handshake's replies come first; a refused one fails the commands behind it.
         handshake = [pack(*command) for command in self._handshake]
-        self._waiting.extendleft((None, time.monotonic()) for _ in handshake)
+        self._waiting.extendleft(None for _ in handshake)
         self._unsent[:0] = handshake
         self._flush()
 
@@ -142,10 +148,10 @@ class RedisPipe:
         data, self._unsent = b"".join(self._unsent), []
         protocol.transport.write(data)
         if self._watchdog is None:
-            self._watchdog = asyncio.get_running_loop().call_later(1.0, self._check_replies)
+            self._watch()
 
     def _settle(self, reply: Any) -> None:
-        future, _ = self._waiting.popleft()
+        future = self._waiting.popleft()
         if future is None:  # a handshake step: nothing behind a refused one may run
             if isinstance(reply, hiredis.ReplyError):
                 self._drop(StoreUnavailable(f"redis refused the connection: {reply}"))
@@ -157,14 +163,18 @@ class RedisPipe:
         else:
             future.set_result(reply)
 
+    def _watch(self) -> None:
+        delay = min(1.0, self._reply_timeout_s / 4)
+        self._watchdog = asyncio.get_running_loop().call_later(delay, self._check_replies)
+
     def _check_replies(self) -> None:
         self._watchdog = None
         if not self._waiting:
             return
-        if time.monotonic() - self._waiting[0][1] > REPLY_TIMEOUT_S:
+        if time.monotonic() - self._progress_at > self._reply_timeout_s:
             self._drop(StoreUnavailable("redis did not answer in time"))
             return
-        self._watchdog = asyncio.get_running_loop().call_later(1.0, self._check_replies)
+        self._watch()
 
     def _lost(self, protocol: _Protocol, exc: Exception | None) -> None:
         if protocol is self._protocol:
@@ -179,7 +189,7 @@ class RedisPipe:
 
     def _fail_all(self, error: StoreError) -> None:
         waiting, self._waiting, self._unsent = self._waiting, collections.deque(), []
-        for future, _ in waiting:
+        for future in waiting:
             if future is not None and not future.done():
                 future.set_exception(error)
         if self._watchdog is not None:
