@@ -46,6 +46,15 @@ def test_fanout_delivers_every_op_in_order(gateway: GatewayProcess) -> None:
     assert result["rows"][1]["server_cpu_percent"] is not None
 
 
+def test_each_delivery_counts_in_the_second_of_the_run_it_was_sent_in() -> None:
+    totals = fanout.Totals(start_at=100.7, end_at=102.7)  # a 2 s run
+    tracker = fanout.SessionTracker(totals, clients=2, name="g0s0")
+    for op_id, sent_at in [("a", 100.9), ("b", 101.8), ("c", 102.69), ("late", 102.75)]:
+        tracker.sent(op_id, sent_at)
+        tracker.received(op_id, "other", sent_at + 0.01)
+    assert totals.sent_seconds == [0, 1, 1, 1]
+
+
 def test_the_tail_spread_counts_sessions_hit_per_second() -> None:
     one_generator = {"latencies_ms": [1.0, 50.0, 60.0, 2.0, 70.0],
                      "sent_seconds": [10, 10, 10, 11, 12],

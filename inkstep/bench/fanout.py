@@ -162,6 +162,7 @@ def stroke_points(client_index: int) -> list[str]:
 class Totals:
     """Counts of one generator process; `drained` is set when nothing is outstanding."""
 
+    start_at: float = 0.0
     end_at: float = math.inf
     sent: int = 0
     deliveries_in_window: int = 0
@@ -171,12 +172,17 @@ class Totals:
     errors: Counter[str] = field(default_factory=Counter)
     close_codes: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
-    # Per delivery, beside its latency: the second it was sent in and its session.
+    # Per delivery, beside its latency: the second of the run it was sent in, and its session.
     sent_seconds: list[int] = field(default_factory=list)
     sessions: list[str] = field(default_factory=list)
     send_lag_ms: list[float] = field(default_factory=list)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     sending_done: bool = False
+
+    def second_of_run(self, at: float) -> int:
+        """0 for the run's first second; a send late for the last deadline counts in the last."""
+        last = math.ceil(self.end_at - self.start_at) - 1
+        return min(int(at - self.start_at), last)
 
     def settle(self, removed: int) -> None:
         self.outstanding -= removed
@@ -203,7 +209,7 @@ class SessionTracker:
             return  # the sender's own confirmation, or an op from before the run
         sent_at = self.sent_at[op_id]
         self.totals.latencies_ms.append((now - sent_at) * 1000)
-        self.totals.sent_seconds.append(int(sent_at))
+        self.totals.sent_seconds.append(self.totals.second_of_run(sent_at))
         self.totals.sessions.append(self.name)
         left = self.pending[op_id] - 1
         if left:
@@ -363,7 +369,7 @@ async def _generate(
     gc.freeze()
     conn.send(("ready", None))
     start_at = await asyncio.to_thread(conn.recv)
-    totals.end_at = start_at + load.duration_s
+    totals.start_at, totals.end_at = start_at, start_at + load.duration_s
     await asyncio.gather(*(client.send_loop(start_at) for client in clients))
     totals.sending_done = True
     totals.settle(0)
