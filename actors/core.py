@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import zstandard
 
 from actors.crdt import SessionDoc
 from inkstep.lessons import Lesson
@@ -432,7 +433,7 @@ class SessionCore:
     @classmethod
     def import_state(cls, data: bytes) -> SessionCore:
         size = int.from_bytes(data[:8], "big")
-        mirror = orjson.loads(zlib.decompress(data[8 : 8 + size]))
+        mirror = orjson.loads(_decompress_mirror(data[8 : 8 + size]))
         if mirror.get("format") != STATE_FORMAT:
             raise ValueError(f"unknown session state format {mirror.get('format')!r}")
         core = cls(mirror["session_id"], Lesson.model_validate(mirror["lesson"]))
@@ -463,11 +464,23 @@ class SessionCore:
         }
 
 
+# The mirror is compressed with zstd at level 1: on stroke JSON ~3-5x faster than zlib at
+# level 1 (8.8 against 29.9 ms for 2.1 MB) and a little smaller; it lets go of the GIL too.
+MIRROR_ZSTD_LEVEL = 1
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def pack_state(mirror: dict[str, Any], doc_update: bytes) -> bytes:
     """A checkpoint's bytes: the compressed mirror's length, the mirror, the Yjs update."""
-    # 28 ms for a 1.7 MB mirror; zlib lets go of the GIL meanwhile.
-    packed = zlib.compress(encode_mirror(mirror), 1)
+    packed = zstandard.compress(encode_mirror(mirror), MIRROR_ZSTD_LEVEL)
     return len(packed).to_bytes(8, "big") + packed + doc_update
+
+
+def _decompress_mirror(packed: bytes) -> bytes:
+    """zstd, or zlib in checkpoints written before zstd was used."""
+    if packed.startswith(ZSTD_MAGIC):
+        return zstandard.decompress(packed)
+    return zlib.decompress(packed)
 
 
 def encode_mirror(mirror: dict[str, Any]) -> bytes:

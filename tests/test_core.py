@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,16 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore, pack_state
+from actors.core import (
+    ZSTD_MAGIC,
+    Accepted,
+    Duplicate,
+    Refused,
+    ScoreRequest,
+    SessionCore,
+    encode_mirror,
+    pack_state,
+)
 from actors.snapshot_frame import SnapshotFrames
 from inkstep.lessons import Lesson, load_lesson_file
 
@@ -263,6 +273,22 @@ def test_export_import_round_trip_is_exact(ops: list[tuple[str, str, dict[str, A
     assert copy.export_state()[:8] == core.export_state()[:8]
     assert copy.synced_doc().strokes.to_py() == core.synced_doc().strokes.to_py()
     assert copy.synced_doc().layers.to_py() == core.synced_doc().layers.to_py()
+
+
+@settings(max_examples=20, deadline=None)
+@given(op_sequences())
+def test_a_checkpoint_from_before_zstd_imports_the_same(
+    ops: list[tuple[str, str, dict[str, Any]]],
+) -> None:
+    core = run_ops(ops)
+    mirror, backlog = core.export_parts()
+    packed = zlib.compress(encode_mirror(mirror), 1)  # how checkpoints were packed before
+    older = len(packed).to_bytes(8, "big") + packed + core.doc_update_with(backlog)
+    assert not packed.startswith(ZSTD_MAGIC)
+    assert SessionCore.import_state(older).state_dict() == core.state_dict()
+    newer = core.export_state()
+    assert newer[8:12] == ZSTD_MAGIC
+    assert SessionCore.import_state(newer).state_dict() == core.state_dict()
 
 
 @settings(max_examples=40, deadline=None)
