@@ -7,15 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
+from inkstep.bench.harness import ServerProcess
 from inkstep.embedded import free_port
 from inkstep.settings import PACKAGE_ROOT
 
@@ -28,21 +26,6 @@ def _embedded_env(data_dir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("INKSTEP_")}
     env["INKSTEP_DATA_DIR"] = str(data_dir)
     return env
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"inkstep serve exited with {server.returncode} while starting")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"inkstep serve was not healthy within {START_TIMEOUT_S:.0f} s")
 
 
 def _started_by(pid: int, data_dir: Path) -> dict[psutil.Process, str]:
@@ -61,30 +44,22 @@ def _started_by(pid: int, data_dir: Path) -> dict[psutil.Process, str]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+def served(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
     data_dir, port = tmp_path / "data", free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "inkstep.cli", "serve", "--port", str(port),
-         "--data-dir", str(data_dir)],
-        env=_embedded_env(data_dir), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}", server)
-        yield f"http://127.0.0.1:{port}", server, data_dir
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        log.close()
+    command = [sys.executable, "-m", "inkstep.cli", "serve", "--port", str(port),
+               "--data-dir", str(data_dir)]  # fmt: skip
+    # Leaving the block kills whatever a failed test left running.
+    with ServerProcess(command, port, _embedded_env(data_dir), tmp_path / "serve.log") as server:
+        server.start("/healthz", timeout_s=START_TIMEOUT_S)
+        yield server, data_dir
 
 
 def test_serve_runs_the_readme_example_and_stops_everything_on_sigterm(
-    served: tuple[str, subprocess.Popen[bytes], Path],
+    served: tuple[ServerProcess, Path],
 ) -> None:
-    url, server, data_dir = served
+    server, data_dir = served
     example = subprocess.run(
-        [sys.executable, str(PACKAGE_ROOT / "examples" / "two_users.py"), "--url", url],
+        [sys.executable, str(PACKAGE_ROOT / "examples" / "two_users.py"), "--url", server.url],
         env=_embedded_env(data_dir), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert example.returncode == 0, example.stderr
@@ -94,7 +69,8 @@ def test_serve_runs_the_readme_example_and_stops_everything_on_sigterm(
     started = _started_by(server.pid, data_dir)
     for part in ("redis-server", "postgres", "raylet"):
         assert any(part in command for command in started.values()), part
-    server.send_signal(signal.SIGTERM)
-    assert server.wait(timeout=STOP_TIMEOUT_S) is not None
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=STOP_TIMEOUT_S)
     _, alive = psutil.wait_procs(list(started), timeout=STOP_TIMEOUT_S)
     assert [started[p] for p in alive] == []
