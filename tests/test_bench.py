@@ -62,8 +62,8 @@ def test_the_tail_spread_counts_sessions_hit_per_second() -> None:
     other = {"latencies_ms": [80.0, 1.0], "sent_seconds": [10, 12], "sessions": ["g1s0", "g1s0"]}
     spread = fanout.tail_spread([one_generator, other], 40.0, sessions=3)
     # Second 10 hit three sessions (two of one generator, one of the other); second 12 one.
-    assert spread == {"seconds": 2, "sessions": 3, "sessions_per_second_median": 3,
-                      "sessions_per_second_max": 3}  # fmt: skip
+    assert spread == {"seconds": 2, "sessions": 3, "at_seconds": [10, 12],
+                      "sessions_per_second_median": 3, "sessions_per_second_max": 3}  # fmt: skip
 
 
 @pytest.mark.parametrize("generators", [1, 2, 3])

@@ -516,7 +516,7 @@ def tail_spread(results: Sequence[dict[str, Any]], p99_ms: float | None, session
             if latency > p99_ms:
                 hits.setdefault(second, set()).add(session)
     spread = sorted(len(hit) for hit in hits.values())
-    return {"seconds": len(hits), "sessions": sessions,
+    return {"seconds": len(hits), "sessions": sessions, "at_seconds": sorted(hits),
             "sessions_per_second_median": spread[len(spread) // 2] if spread else 0,
             "sessions_per_second_max": spread[-1] if spread else 0}  # fmt: skip
 
@@ -621,10 +621,13 @@ def print_result(result: dict[str, Any]) -> None:
         print(f"p99 ratio inkstep / baseline: {harness.fmt(result['p99_ratio'], 2)}x")
     for row in result["rows"]:
         if spread := row["over_p99"]:
+            at = spread["at_seconds"]
+            where = f" (second {', '.join(map(str, at))})" if len(at) <= 5 else ""
             print(f"{row['server']}: deliveries over p99 were sent in {spread['seconds']} of "
-                  f"{load['duration_s']:g} s, hitting {spread['sessions_per_second_median']} "
-                  f"(median) and at most {spread['sessions_per_second_max']} of "
-                  f"{spread['sessions']} sessions in one second")  # fmt: skip
+                  f"{load['duration_s']:g} s{where}, hitting "
+                  f"{spread['sessions_per_second_median']} (median) and at most "
+                  f"{spread['sessions_per_second_max']} of {spread['sessions']} sessions in "
+                  "one second")  # fmt: skip
         if row["errors"] or row["close_codes"]:
             print(f"{row['server']}: errors {row['errors']}, close codes {row['close_codes']}")
         if row["server_top"]:
