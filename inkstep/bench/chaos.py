@@ -30,6 +30,7 @@ from inkstep.bench.cluster import (
     quiet_logs,
     wait_all_confirmed,
 )
+from inkstep.bench.harness import print_json
 from inkstep.gateway_process import GatewayProcess
 
 if TYPE_CHECKING:
@@ -338,11 +339,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """`inkstep bench chaos`: exit code 1 when anything confirmed was lost or duplicated."""
-    import json
-
     result = measure(args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_result(result)
+    print_json(result) if args.json else print_result(result)
     return 0 if result["ok"] else 1

@@ -13,7 +13,6 @@ mirror holds them for all of its time).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 import threading
@@ -27,7 +26,7 @@ import orjson
 from actors.core import Accepted, SessionCore, pack_state
 from actors.runner import DOC_SYNC_EVENTS
 from actors.session_actor import actor_interpreter_policy
-from inkstep.bench.harness import LESSON_ID, stroke_frame
+from inkstep.bench.harness import LESSON_ID, print_json, stroke_frame
 from inkstep.lessons import load_lessons_dir
 from inkstep.settings import PACKAGE_ROOT
 from inkstep.store import archive
@@ -166,8 +165,5 @@ def print_result(result: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = measure(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_result(result)
+    print_json(result) if args.json else print_result(result)
     return 0

@@ -30,6 +30,7 @@ from inkstep.bench.cluster import (
     progress,
     quiet_logs,
 )
+from inkstep.bench.harness import print_json
 from inkstep.store import archive
 from inkstep.store.blob import open_blob_store
 
@@ -207,12 +208,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """`inkstep bench memory`: exit code 1 when session actor processes outlive idleness."""
-    import json
-
     result = measure(args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_result(result)
+    print_json(result) if args.json else print_result(result)
     idle = result["idle"]
     return 0 if idle["actors_after"] == 0 and idle["actor_processes_after"] == 0 else 1

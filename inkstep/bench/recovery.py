@@ -33,6 +33,7 @@ from inkstep.bench.cluster import (
     quiet_logs,
     stroke_points,
 )
+from inkstep.bench.harness import print_json
 from inkstep.store import archive
 from inkstep.store.blob import open_blob_store
 
@@ -212,12 +213,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """`inkstep bench recovery`: exit code 1 when a run never recovered or an op was lost."""
-    import json
-
     result = measure(args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_result(result)
+    print_json(result) if args.json else print_result(result)
     ok = result["recovered"] and not (result["lost"] or result["duplicated"] or result["seq_gaps"])
     return 0 if ok else 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import multiprocessing
 import os
@@ -25,6 +24,7 @@ from typing import Any
 import psutil
 import ray
 
+from inkstep.bench.harness import print_json
 from inkstep.lessons import Canvas, Lesson, Step, load_lessons_dir
 from inkstep.local_ray import start_local_ray
 from inkstep.settings import PACKAGE_ROOT
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print a table (or JSON with --json); 0 on success."""
     result = measure(args)
     if args.json:
-        print(json.dumps(result))
+        print_json(result)
         return 0
     width = max(len(k) for k in result)
     for key, value in result.items():
