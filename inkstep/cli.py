@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--plan", choices=("free", "pro"), default="free")
     token.add_argument("--teacher", action="store_true")
     token.add_argument("--ttl-s", type=int, default=7 * 24 * 3600)
+    token.add_argument(
+        "--data-dir", type=Path, default=None, help="the data folder of the server it is for"
+    )
     token.set_defaults(func=cmd_token)
 
     replay = commands.add_parser("replay", help="session replays")
@@ -97,12 +100,17 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def use_data_dir(data_dir: Path | None) -> None:
+    """`--data-dir` as INKSTEP_DATA_DIR, so the processes this one starts use it too."""
+    if data_dir is not None:
+        os.environ["INKSTEP_DATA_DIR"] = str(data_dir.resolve())
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Embedded Redis, Postgres and Ray, then the gateway; everything stops on Ctrl+C."""
     from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
 
-    if args.data_dir is not None:
-        os.environ["INKSTEP_DATA_DIR"] = str(args.data_dir.resolve())
+    use_data_dir(args.data_dir)
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -185,6 +193,7 @@ def cmd_lessons_import(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from inkstep.tokens import mint_user_token
 
+    use_data_dir(args.data_dir)
     print(mint_user_token(Settings(), args.user, args.plan, args.teacher, args.ttl_s))
     return 0
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -65,6 +66,16 @@ def test_serve_runs_the_readme_example_and_stops_everything_on_sigterm(
     assert example.returncode == 0, example.stderr
     assert "ben sees ada's stroke" in example.stdout
     assert "deleted=True" in example.stdout
+
+    # A token minted for the server's data folder (its signing secret) opens the REST routes.
+    token_env = {**_embedded_env(data_dir), "HOME": str(data_dir.parent)}
+    del token_env["INKSTEP_DATA_DIR"]
+    token = subprocess.run(
+        [sys.executable, "-m", "inkstep.cli", "token", "--user", "ada", "--data-dir",
+         str(data_dir)], env=token_env, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    lessons = httpx.get(f"{server.url}/v1/lessons", headers={"Authorization": f"Bearer {token}"})
+    assert lessons.status_code == 200, lessons.text
 
     started = _started_by(server.pid, data_dir)
     for part in ("redis-server", "postgres", "raylet"):
