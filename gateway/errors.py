@@ -10,6 +10,12 @@ from starlette.exceptions import HTTPException
 from gateway.services import SessionNotFound
 from inkstep.store.errors import StoreUnavailable
 
+NOT_JSON_MESSAGE = "body: send a JSON object, with Content-Type: application/json"
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+
 
 class ApiError(Exception):
     """An error a route answers with; turned into JSON only here, at the edge."""
@@ -28,10 +34,13 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)
         return error_response(exc.status, exc.code, exc.message)
 
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
+        if where == "body" and not _is_json(request):
+            # The body was there but not parsed (curl -d sends a form): say what is expected.
+            return error_response(422, "invalid", NOT_JSON_MESSAGE)
         return error_response(422, "invalid", f"{where}: {first['msg']}")
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:

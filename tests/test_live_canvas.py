@@ -249,6 +249,11 @@ async def test_rest_routes(gw: Any) -> None:
             await http.post("/v1/sessions/nope/join", json={"role": "student"})
         ).status_code == 404
         assert (await http.post("/v1/sessions", json={"lesson_id": "x", "y": 1})).status_code == 422
+        as_form = {"Content-Type": "application/x-www-form-urlencoded"}
+        form = await http.post("/v1/sessions", content=b'{"lesson_id": "circles-101"}',
+                               headers=as_form)  # fmt: skip
+        assert form.status_code == 422
+        assert "Content-Type: application/json" in form.json()["error"]["message"]
         summary = (await http.get(f"/v1/sessions/{session_id}")).json()
         assert summary["lesson_id"] == "circles-101" and summary["last_seq"] == 0
         assert (await http.get("/healthz")).json()["status"] == "ok"
