@@ -21,9 +21,10 @@ ERROR_CODES = ("invalid", "forbidden", "rate_limited", "too_large", "unavailable
 
 
 class Strict(BaseModel):
-    """Client frames: unknown fields and non-finite numbers are refused."""
+    """Client frames: unknown fields, non-finite numbers and values of another JSON type
+    (`"3"` or `true` for a number) are refused."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
 
 
 class Hello(Strict):
@@ -176,25 +177,19 @@ def _describe(exc: ValidationError) -> str:
 def parse_client_frame(text: str | bytes) -> Hello | OrderedOp | PresenceMsg | Ping:
     """Validate one client frame, raising FrameError with the right code when refused."""
     try:
-        # Parsing and validating in one pass is the hot path of every op; a frame it refuses
-        # goes through the slower path below, which names the problem.
+        # Parsing and validating in one pass is the hot path of every op.
         frame: Hello | OrderedOp | PresenceMsg | Ping = _client_frame.validate_json(text)
         return frame
-    except ValidationError:
-        pass
+    except ValidationError as exc:
+        refused = exc
+    # Refused: decode it once more to name the problem (not JSON, not an object) and to
+    # answer with its client_op_id.
     raw = parse_json_object(text)
     op_id = raw.get("client_op_id")
     op_id = op_id if isinstance(op_id, str) and len(op_id) <= 64 else None
-    try:
-        frame = _client_frame.validate_python(raw)
-    except ValidationError as exc:
-        too_long = any(e["type"] == "too_long" and "points" in e["loc"] for e in exc.errors())
-        if too_long:
-            raise FrameError(
-                "too_large", f"at most {MAX_POINTS_PER_BATCH} points per batch", op_id
-            ) from None
-        raise FrameError("invalid", _describe(exc), op_id) from None
-    return frame
+    if any(e["type"] == "too_long" and "points" in e["loc"] for e in refused.errors()):
+        raise FrameError("too_large", f"at most {MAX_POINTS_PER_BATCH} points per batch", op_id)
+    raise FrameError("invalid", _describe(refused), op_id)
 
 
 def check_in_canvas(points: list[list[float]], width: int, height: int) -> None:
