@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import logging
 import os
+import socket
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -94,7 +95,20 @@ def _uvicorn_run(host: str, port: int, workers: int, settings: Settings) -> None
     )
 
 
+def refuse_busy_port(host: str, port: int) -> None:
+    """Stop with a clear message, before anything starts, when the port is taken."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        raise SystemExit(
+            f"inkstep: cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(is another server running there? choose another with --port)"
+        ) from None
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
+    refuse_busy_port(args.host, args.port)
     settings = Settings()
     _uvicorn_run(args.host, args.port, args.workers, settings)
     return 0
@@ -110,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Embedded Redis, Postgres and Ray, then the gateway; everything stops on Ctrl+C."""
     from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
 
+    refuse_busy_port(args.host, args.port)
     use_data_dir(args.data_dir)
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)

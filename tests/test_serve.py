@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -85,3 +86,16 @@ def test_serve_runs_the_readme_example_and_stops_everything_on_sigterm(
     server.process.wait(timeout=STOP_TIMEOUT_S)
     _, alive = psutil.wait_procs(list(started), timeout=STOP_TIMEOUT_S)
     assert [started[p] for p in alive] == []
+
+
+def test_serve_on_a_busy_port_says_so_before_starting_anything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "inkstep.cli", "serve", "--port", str(port),
+                   "--data-dir", str(data_dir)]  # fmt: skip
+        served = subprocess.run(command, env=_embedded_env(data_dir), capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+    assert served.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in served.stderr
+    assert not data_dir.exists()  # no Redis, Postgres or Ray was started
