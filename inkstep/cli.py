@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    use_data_dir(getattr(args, "data_dir", None))
     result: int = args.func(args)
     return result
 
@@ -28,11 +29,17 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inkstep", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    # The commands that work on a local server's data: its services, its secret, its blobs.
+    local_data = argparse.ArgumentParser(add_help=False)
+    local_data.add_argument(
+        "--data-dir", type=Path, default=None, help="the data folder of `inkstep serve`"
+    )
 
-    serve = commands.add_parser("serve", help="run everything locally on embedded defaults")
+    serve = commands.add_parser(
+        "serve", help="run everything locally on embedded defaults", parents=[local_data]
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--data-dir", type=Path, default=None)
     serve.add_argument("--workers", type=int, default=1, help="gateway processes on one port")
     serve.set_defaults(func=cmd_serve)
 
@@ -42,26 +49,29 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--workers", type=int, default=1)
     gateway.set_defaults(func=cmd_gateway)
 
-    token = commands.add_parser("token", help="print a user token signed with the local secret")
+    token = commands.add_parser(
+        "token", help="print a user token signed with the local secret", parents=[local_data]
+    )
     token.add_argument("--user", required=True)
     token.add_argument("--plan", choices=("free", "pro"), default="free")
     token.add_argument("--teacher", action="store_true")
     token.add_argument("--ttl-s", type=int, default=7 * 24 * 3600)
-    token.add_argument(
-        "--data-dir", type=Path, default=None, help="the data folder of the server it is for"
-    )
     token.set_defaults(func=cmd_token)
 
     replay = commands.add_parser("replay", help="session replays")
     replay_commands = replay.add_subparsers(dest="replay_command", required=True)
-    export = replay_commands.add_parser("export", help="write every event of a session as NDJSON")
+    export = replay_commands.add_parser(
+        "export", help="write every event of a session as NDJSON", parents=[local_data]
+    )
     export.add_argument("session_id")
     export.add_argument("-o", "--output", type=Path, default=None, help="file (default stdout)")
     export.set_defaults(func=cmd_replay_export)
 
     lessons = commands.add_parser("lessons", help="lesson definitions")
     lesson_commands = lessons.add_subparsers(dest="lessons_command", required=True)
-    load = lesson_commands.add_parser("import", help="validate lesson files and upsert them")
+    load = lesson_commands.add_parser(
+        "import", help="validate lesson files and upsert them", parents=[local_data]
+    )
     load.add_argument("paths", nargs="+", type=Path)
     load.set_defaults(func=cmd_lessons_import)
 
@@ -123,9 +133,9 @@ def use_data_dir(data_dir: Path | None) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Embedded Redis, Postgres and Ray, then the gateway; everything stops on Ctrl+C."""
     from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
+    from inkstep.running import clear_running, write_running
 
     refuse_busy_port(args.host, args.port)
-    use_data_dir(args.data_dir)
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -140,6 +150,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ["INKSTEP_RAY_ADDRESS"] = _start_local_ray(stack, settings)
         os.environ.setdefault("INKSTEP_LOCAL_SIGN_IN", "true")
         settings = Settings()
+        services = {"redis_url": settings.resolved_redis_url(),
+                    "database_url": settings.resolved_database_url()}  # fmt: skip
+        write_running(settings.data_dir, services)
+        stack.callback(clear_running, settings.data_dir)
         print(f"inkstep serving on http://{args.host}:{args.port}/  (data in {settings.data_dir})")
         _uvicorn_run(args.host, args.port, args.workers, settings)
     return 0
@@ -208,7 +222,6 @@ def cmd_lessons_import(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from inkstep.tokens import mint_user_token
 
-    use_data_dir(args.data_dir)
     print(mint_user_token(Settings(), args.user, args.plan, args.teacher, args.ttl_s))
     return 0
 

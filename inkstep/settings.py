@@ -60,16 +60,22 @@ class Settings(BaseSettings):
     public_url: str | None = None
 
     def resolved_redis_url(self) -> str:
-        if self.redis_url is None:
-            raise RuntimeError("INKSTEP_REDIS_URL is not set and no embedded Redis was started")
-        return self.redis_url
+        return self.redis_url or self._running_service("redis_url", "INKSTEP_REDIS_URL")
 
     def resolved_database_url(self) -> str:
-        if self.database_url is None:
+        return self.database_url or self._running_service("database_url", "INKSTEP_DATABASE_URL")
+
+    def _running_service(self, name: str, variable: str) -> str:
+        """The embedded service of an `inkstep serve` running on this data folder."""
+        from inkstep.running import running_urls
+
+        url = running_urls(self.data_dir).get(name)
+        if url is None:
             raise RuntimeError(
-                "INKSTEP_DATABASE_URL is not set and no embedded Postgres was started"
+                f"{variable} is not set and no `inkstep serve` is running with data in "
+                f"{self.data_dir} (start one, or pass its --data-dir)"
             )
-        return self.database_url
+        return url
 
     def resolved_blob_url(self) -> str:
         """The blob store URL; a folder in the data dir by default."""

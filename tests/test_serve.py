@@ -3,6 +3,7 @@ Postgres, a local blob folder), the README's example against it, and a clean sto
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import pytest
 
 from inkstep.bench.harness import ServerProcess
 from inkstep.embedded import free_port
+from inkstep.running import running_urls
 from inkstep.settings import PACKAGE_ROOT
 
 START_TIMEOUT_S = 180.0
@@ -45,6 +47,16 @@ def _started_by(pid: int, data_dir: Path) -> dict[psutil.Process, str]:
     return found
 
 
+def _beside(data_dir: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """An `inkstep` command given the server's data folder by --data-dir alone."""
+    env = {**_embedded_env(data_dir), "HOME": str(data_dir.parent)}
+    del env["INKSTEP_DATA_DIR"]
+    return subprocess.run(
+        [sys.executable, "-m", "inkstep.cli", *command, "--data-dir", str(data_dir)],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
     data_dir, port = tmp_path / "data", free_port()
@@ -68,15 +80,17 @@ def test_serve_runs_the_readme_example_and_stops_everything_on_sigterm(
     assert "ben sees ada's stroke" in example.stdout
     assert "deleted=True" in example.stdout
 
-    # A token minted for the server's data folder (its signing secret) opens the REST routes.
-    token_env = {**_embedded_env(data_dir), "HOME": str(data_dir.parent)}
-    del token_env["INKSTEP_DATA_DIR"]
-    token = subprocess.run(
-        [sys.executable, "-m", "inkstep.cli", "token", "--user", "ada", "--data-dir",
-         str(data_dir)], env=token_env, capture_output=True, text=True, check=True, timeout=60,
-    ).stdout.strip()  # fmt: skip
+    # The commands run beside the server find its secret and services through --data-dir.
+    token = _beside(data_dir, "token", "--user", "ada").stdout.strip()
     lessons = httpx.get(f"{server.url}/v1/lessons", headers={"Authorization": f"Bearer {token}"})
     assert lessons.status_code == 200, lessons.text
+    lesson_file = PACKAGE_ROOT / "lessons" / "circles-101.json"
+    imported = _beside(data_dir, "lessons", "import", str(lesson_file))
+    assert "imported circles-101" in imported.stdout
+    session_id = example.stdout.split()[1].rstrip(":")
+    replay = _beside(data_dir, "replay", "export", session_id).stdout.splitlines()
+    assert [json.loads(line)["seq"] for line in replay] == list(range(1, len(replay) + 1))
+    assert {json.loads(line)["type"] for line in replay} >= {"stroke_append", "undo"}
 
     started = _started_by(server.pid, data_dir)
     for part in ("redis-server", "postgres", "raylet"):
@@ -86,6 +100,7 @@ def test_serve_runs_the_readme_example_and_stops_everything_on_sigterm(
     server.process.wait(timeout=STOP_TIMEOUT_S)
     _, alive = psutil.wait_procs(list(started), timeout=STOP_TIMEOUT_S)
     assert [started[p] for p in alive] == []
+    assert running_urls(data_dir) == {}
 
 
 def test_serve_on_a_busy_port_says_so_before_starting_anything(tmp_path: Path) -> None:

@@ -1,0 +1,45 @@
+"""Where a running `inkstep serve` put its embedded services, for the commands run beside it.
+
+The embedded Redis and Postgres listen on ports picked at start, so `inkstep replay export`
+or `inkstep lessons import` could not find them from the environment alone. `serve` writes
+their URLs into its data folder while it runs; commands given the same data folder read them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import psutil
+
+RECORD_NAME = "running.json"
+
+
+def record_path(data_dir: Path) -> Path:
+    return data_dir / RECORD_NAME
+
+
+def write_running(data_dir: Path, urls: dict[str, str]) -> None:
+    """Record this process's service URLs (`redis_url`, `database_url`) in `data_dir`."""
+    path = record_path(data_dir)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"pid": os.getpid(), **urls}))
+    temporary.replace(path)  # readers never see half a file
+
+
+def clear_running(data_dir: Path) -> None:
+    record_path(data_dir).unlink(missing_ok=True)
+
+
+def running_urls(data_dir: Path) -> dict[str, str]:
+    """The URLs a live `serve` recorded in `data_dir`; empty when none runs there (a record
+    left by a server that was killed names a process that is gone)."""
+    try:
+        record = json.loads(record_path(data_dir).read_text())
+    except (OSError, ValueError):
+        return {}
+    pid = record.get("pid") if isinstance(record, dict) else None
+    if not isinstance(pid, int) or pid <= 0 or not psutil.pid_exists(pid):
+        return {}
+    return {key: value for key, value in record.items() if isinstance(value, str)}
