@@ -17,6 +17,7 @@ from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.presence import Presence
 from inkstep.lessons import Lesson, load_lessons_dir
+from inkstep.running import ray_of_running_server
 from inkstep.settings import Settings
 from inkstep.store.database import Database, SessionRow
 from inkstep.store.errors import StoreError
@@ -50,11 +51,15 @@ class Services:
         if not ray.is_initialized():
             # ray.init installs its own SIGTERM handler; the server's (drain, then exit) wins.
             server_sigterm = signal.getsignal(signal.SIGTERM)
+            # Configured, else the Ray of an `inkstep serve` on this data folder, else any
+            # Ray running on this machine.
+            address = settings.ray_address or ray_of_running_server(settings.data_dir) or "auto"
             ray.init(
-                address=settings.ray_address or "auto",
+                address=address,
                 namespace=settings.ray_namespace,
                 log_to_driver=False,
             )
+            logger.info("on Ray at %s", ray.get_runtime_context().gcs_address)
             signal.signal(signal.SIGTERM, server_sigterm)
         redis_url = settings.resolved_redis_url()
         self.hub = Hub(

@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="gateway processes on one port")
     serve.set_defaults(func=cmd_serve)
 
-    gateway = commands.add_parser("gateway", help="run a gateway against configured services")
+    gateway = commands.add_parser(
+        "gateway", help="run a gateway against configured services", parents=[local_data]
+    )
     gateway.add_argument("--host", default="0.0.0.0")
     gateway.add_argument("--port", type=int, default=8765)
     gateway.add_argument("--workers", type=int, default=1)
@@ -151,7 +153,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ.setdefault("INKSTEP_LOCAL_SIGN_IN", "true")
         settings = Settings()
         services = {"redis_url": settings.resolved_redis_url(),
-                    "database_url": settings.resolved_database_url()}  # fmt: skip
+                    "database_url": settings.resolved_database_url(),
+                    "ray_address": settings.ray_address or "auto",
+                    "ray_auth_mode": os.environ.get("RAY_AUTH_MODE", "")}  # fmt: skip
         write_running(settings.data_dir, services)
         stack.callback(clear_running, settings.data_dir)
         print(f"inkstep serving on http://{args.host}:{args.port}/  (data in {settings.data_dir})")

@@ -43,3 +43,14 @@ def running_urls(data_dir: Path) -> dict[str, str]:
     if not isinstance(pid, int) or pid <= 0 or not psutil.pid_exists(pid):
         return {}
     return {key: value for key, value in record.items() if isinstance(value, str)}
+
+
+def ray_of_running_server(data_dir: Path) -> str | None:
+    """The address of the Ray a live `serve` started in `data_dir`, with this process set to
+    authenticate as the server's gateways do: Ray sends its token to an address given
+    explicitly only when RAY_AUTH_MODE says so."""
+    record = running_urls(data_dir)
+    address = record.get("ray_address")
+    if address is not None and record.get("ray_auth_mode"):
+        os.environ.setdefault("RAY_AUTH_MODE", record["ray_auth_mode"])
+    return address

@@ -49,12 +49,17 @@ def _started_by(pid: int, data_dir: Path) -> dict[psutil.Process, str]:
 
 def _beside(data_dir: Path, *command: str) -> subprocess.CompletedProcess[str]:
     """An `inkstep` command given the server's data folder by --data-dir alone."""
-    env = {**_embedded_env(data_dir), "HOME": str(data_dir.parent)}
-    del env["INKSTEP_DATA_DIR"]
     return subprocess.run(
         [sys.executable, "-m", "inkstep.cli", *command, "--data-dir", str(data_dir)],
-        env=env, capture_output=True, text=True, check=True, timeout=60,
+        env=_beside_env(data_dir), capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
+
+
+def _beside_env(data_dir: Path) -> dict[str, str]:
+    """No INKSTEP_* settings at all: only --data-dir leads to the server."""
+    env = _embedded_env(data_dir)
+    del env["INKSTEP_DATA_DIR"]
+    return env
 
 
 @pytest.fixture
@@ -91,6 +96,16 @@ def test_serve_runs_the_readme_example_and_stops_everything_on_sigterm(
     replay = _beside(data_dir, "replay", "export", session_id).stdout.splitlines()
     assert [json.loads(line)["seq"] for line in replay] == list(range(1, len(replay) + 1))
     assert {json.loads(line)["type"] for line in replay} >= {"stroke_append", "undo"}
+    # So does a second gateway: every service it checks answers.
+    port = free_port()
+    gateway = [sys.executable, "-m", "inkstep.cli", "gateway", "--host", "127.0.0.1", "--port",
+               str(port), "--data-dir", str(data_dir)]  # fmt: skip
+    gateway_log = data_dir.parent / "gateway.log"
+    with ServerProcess(gateway, port, _beside_env(data_dir), gateway_log) as second:
+        second.start("/healthz", timeout_s=START_TIMEOUT_S)
+        health = httpx.get(f"{second.url}/healthz").json()
+        assert set(health["checks"].values()) == {"ok"}, health
+    assert f"on Ray at {running_urls(data_dir)['ray_address']}" in gateway_log.read_text()
 
     started = _started_by(server.pid, data_dir)
     for part in ("redis-server", "postgres", "raylet"):
