@@ -1,8 +1,9 @@
 """Where a running `inkstep serve` put its embedded services, for the commands run beside it.
 
-The embedded Redis and Postgres listen on ports picked at start, so `inkstep replay export`
-or `inkstep lessons import` could not find them from the environment alone. `serve` writes
-their URLs into its data folder while it runs; commands given the same data folder read them.
+The embedded Redis, Postgres and Ray listen on ports picked at start, so `inkstep replay
+export`, `inkstep lessons import` or a second `inkstep gateway` could not find them from the
+environment alone. `serve` writes their addresses into its data folder while it runs;
+commands given the same data folder read them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def record_path(data_dir: Path) -> Path:
 
 
 def write_running(data_dir: Path, urls: dict[str, str]) -> None:
-    """Record this process's service URLs (`redis_url`, `database_url`) in `data_dir`."""
+    """Record this process's services (`redis_url`, `database_url`, `ray_address`,
+    `ray_auth_mode`) in `data_dir`."""
     path = record_path(data_dir)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps({"pid": os.getpid(), **urls}))
