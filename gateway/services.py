@@ -17,7 +17,6 @@ from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.presence import Presence
 from inkstep.lessons import Lesson, load_lessons_dir
-from inkstep.running import ray_of_running_server
 from inkstep.settings import Settings
 from inkstep.store.database import Database, SessionRow
 from inkstep.store.errors import StoreError
@@ -51,11 +50,8 @@ class Services:
         if not ray.is_initialized():
             # ray.init installs its own SIGTERM handler; the server's (drain, then exit) wins.
             server_sigterm = signal.getsignal(signal.SIGTERM)
-            # Configured, else the Ray of an `inkstep serve` on this data folder, else any
-            # Ray running on this machine.
-            address = settings.ray_address or ray_of_running_server(settings.data_dir) or "auto"
             ray.init(
-                address=address,
+                address=settings.ray_address or "auto",
                 namespace=settings.ray_namespace,
                 log_to_driver=False,
             )

@@ -18,7 +18,9 @@ BENCHES = ("fanout", "join", "scoring", "recovery", "chaos", "memory", "checkpoi
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # The benchmarks import Ray, which reads its settings once: only `bench` loads them.
+    parser = build_parser(with_benches=argv[:1] == ["bench"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     use_data_dir(getattr(args, "data_dir", None))
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     return result
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inkstep", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     # The commands that work on a local server's data: its services, its secret, its blobs.
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     benches = bench.add_subparsers(dest="bench", required=True)
-    for name in BENCHES:
+    for name in BENCHES if with_benches else ():
         try:
             module = importlib.import_module(f"inkstep.bench.{name}")
         except ImportError:
@@ -120,8 +122,14 @@ def refuse_busy_port(host: str, port: int) -> None:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
+    from inkstep.running import ray_of_running_server
+
     refuse_busy_port(args.host, args.port)
     settings = Settings()
+    if settings.ray_address is None and (address := ray_of_running_server(settings.data_dir)):
+        # Before Ray is imported: it reads its authentication mode once, at start.
+        os.environ["INKSTEP_RAY_ADDRESS"] = address
+        settings = Settings()
     _uvicorn_run(args.host, args.port, args.workers, settings)
     return 0
 
@@ -135,10 +143,16 @@ def use_data_dir(data_dir: Path | None) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Embedded Redis, Postgres and Ray, then the gateway; everything stops on Ctrl+C."""
     from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
-    from inkstep.running import clear_running, write_running
+    from inkstep.running import clear_running, running_server, write_running
 
     refuse_busy_port(args.host, args.port)
     settings = Settings()
+    if (other := running_server(settings.data_dir)).get("pid") is not None:
+        # Two servers on one folder would run two Redis appending to the same file.
+        raise SystemExit(
+            f"inkstep: a server (pid {other['pid']}) is already running with data in "
+            f"{settings.data_dir}; stop it, or give this one another --data-dir"
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         if settings.redis_url is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -34,9 +35,9 @@ def clear_running(data_dir: Path) -> None:
     record_path(data_dir).unlink(missing_ok=True)
 
 
-def running_urls(data_dir: Path) -> dict[str, str]:
-    """The URLs a live `serve` recorded in `data_dir`; empty when none runs there (a record
-    left by a server that was killed names a process that is gone)."""
+def running_server(data_dir: Path) -> dict[str, Any]:
+    """The record of a live `serve` in `data_dir` (its `pid` and services); empty when none
+    runs there (a record left by a server that was killed names a process that is gone)."""
     try:
         record = json.loads(record_path(data_dir).read_text())
     except (OSError, ValueError):
@@ -44,7 +45,12 @@ def running_urls(data_dir: Path) -> dict[str, str]:
     pid = record.get("pid") if isinstance(record, dict) else None
     if not isinstance(pid, int) or pid <= 0 or not psutil.pid_exists(pid):
         return {}
-    return {key: value for key, value in record.items() if isinstance(value, str)}
+    return dict(record)
+
+
+def running_urls(data_dir: Path) -> dict[str, str]:
+    """The service addresses a live `serve` recorded in `data_dir`; empty when none runs."""
+    return {k: v for k, v in running_server(data_dir).items() if isinstance(v, str)}
 
 
 def ray_of_running_server(data_dir: Path) -> str | None:

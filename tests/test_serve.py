@@ -18,7 +18,7 @@ import pytest
 
 from inkstep.bench.harness import ServerProcess
 from inkstep.embedded import free_port
-from inkstep.running import running_urls
+from inkstep.running import running_urls, write_running
 from inkstep.settings import PACKAGE_ROOT
 
 START_TIMEOUT_S = 180.0
@@ -129,3 +129,16 @@ def test_serve_on_a_busy_port_says_so_before_starting_anything(tmp_path: Path) -
     assert served.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in served.stderr
     assert not data_dir.exists()  # no Redis, Postgres or Ray was started
+
+
+def test_a_second_serve_on_the_same_data_folder_refuses_to_start(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    write_running(data_dir, {"redis_url": "redis://127.0.0.1:1/0"})  # this live process
+    command = [sys.executable, "-m", "inkstep.cli", "serve", "--port", str(free_port()),
+               "--data-dir", str(data_dir)]  # fmt: skip
+    served = subprocess.run(command, env=_embedded_env(data_dir), capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert served.returncode != 0
+    assert f"(pid {os.getpid()}) is already running" in served.stderr
+    assert sorted(p.name for p in data_dir.iterdir()) == ["running.json"]  # nothing started
