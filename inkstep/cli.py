@@ -147,7 +147,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     refuse_busy_port(args.host, args.port)
     settings = Settings()
-    if (other := running_server(settings.data_dir)).get("pid") is not None:
+    if other := running_server(settings.data_dir):
         # Two servers on one folder would run two Redis appending to the same file.
         raise SystemExit(
             f"inkstep: a server (pid {other['pid']}) is already running with data in "
