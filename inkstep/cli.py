@@ -143,6 +143,7 @@ def use_data_dir(data_dir: Path | None) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Embedded Redis, Postgres and Ray, then the gateway; everything stops on Ctrl+C."""
     from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
+    from inkstep.keeper import KeptService, ServiceKeeper
     from inkstep.running import clear_running, running_server, write_running
 
     refuse_busy_port(args.host, args.port)
@@ -155,13 +156,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
+        kept: list[KeptService] = []
         if settings.redis_url is None:
             redis = stack.enter_context(EmbeddedRedis(settings.data_dir / "redis"))
             os.environ["INKSTEP_REDIS_URL"] = redis.url
+            kept.append(redis)
         if settings.database_url is None:
             postgres = stack.enter_context(EmbeddedPostgres(settings.data_dir / "postgres"))
             assert postgres.url is not None
             os.environ["INKSTEP_DATABASE_URL"] = postgres.url
+            kept.append(postgres)
+        # Entered before Ray, so it stops watching only after the sessions' last checkpoint.
+        stack.enter_context(ServiceKeeper(kept))
         if settings.ray_address is None:
             os.environ["INKSTEP_RAY_ADDRESS"] = _start_local_ray(stack, settings)
         os.environ.setdefault("INKSTEP_LOCAL_SIGN_IN", "true")

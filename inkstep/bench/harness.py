@@ -50,8 +50,13 @@ UNLIMITED_OPS_ENV = {"INKSTEP_OPS_PER_SECOND": "1000000", "INKSTEP_OPS_BURST": "
 class ServerProcess:
     """A child process serving HTTP/WS on `port`; stopped with SIGTERM (then its leftovers)."""
 
-    def __init__(self, command: list[str], port: int, env: dict[str, str], log_path: Path):
+    def __init__(
+        self, command: list[str], port: int, env: dict[str, str], log_path: Path,
+        own_group: bool = False,
+    ) -> None:  # fmt: skip
         self.command, self.port, self.env, self.log_path = command, port, env, log_path
+        # A process group of its own, as a terminal gives a command (Ctrl+C signals it all).
+        self.own_group = own_group
         self.process: subprocess.Popen[bytes] | None = None
         self._seen: dict[int, psutil.Process] = {}
 
@@ -68,8 +73,9 @@ class ServerProcess:
         """Start the child and wait until it answers `health_path` (or its port accepts)."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=self.own_group,
+            )  # fmt: skip
         if health_path is None:
             wait_port(self.port, self.process, timeout_s)
         else:

@@ -1,0 +1,56 @@
+"""The service keeper on a real embedded Redis: it starts a killed one again, keeps trying
+while it cannot, and leaves alone what is stopped after it."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from inkstep.embedded import EmbeddedRedis
+from inkstep.keeper import ServiceKeeper
+from tests.servers import wait_until
+
+
+def _kill(server: EmbeddedRedis) -> None:
+    assert server.process is not None
+    process = psutil.Process(server.process.pid)
+    process.kill()
+    process.wait(10)
+
+
+def test_a_killed_redis_comes_back_with_its_data_once_its_port_is_free(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="inkstep.keeper")
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    try:
+        redis.Redis.from_url(server.url).set("kept", "yes")
+        with ServiceKeeper([server]):
+            time.sleep(1.1)  # the append-only file is written once a second
+            _kill(server)
+            with socket.create_server(("127.0.0.1", server.port)):  # another takes the port
+                wait_until(lambda: "did not start" in caplog.text, timeout_s=20)
+                assert not server.is_running()
+            wait_until(server.is_running, timeout_s=20)
+            assert redis.Redis.from_url(server.url).get("kept") == b"yes"
+        assert "redis-server is running again" in caplog.text
+    finally:
+        server.stop()
+
+
+def test_after_the_keeper_stops_a_stopped_service_stays_stopped(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    try:
+        with ServiceKeeper([server]):
+            pass
+        server.stop()
+        time.sleep(1.0)  # two of the keeper's checks, had it still been watching
+        assert not server.is_running()
+    finally:
+        server.stop()
