@@ -217,8 +217,6 @@ async def session_results(
 
 @router.get("/healthz")
 async def healthz(services: ServicesDep) -> JSONResponse:
-    import ray
-
     checks: dict[str, str] = {}
     assert services.hub is not None and services.db is not None
     try:
@@ -237,7 +235,7 @@ async def healthz(services: ServicesDep) -> JSONResponse:
         checks["blobs"] = "ok"
     except Exception as exc:
         checks["blobs"] = f"error: {exc}"
-    checks["ray"] = "ok" if ray.is_initialized() else "error: not connected"
+    checks["ray"] = await services.ray_check.status()
     healthy = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if healthy else "degraded", "checks": checks}
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -17,6 +17,7 @@ from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.presence import Presence
 from inkstep.lessons import Lesson, load_lessons_dir
+from inkstep.ray_check import RayCheck
 from inkstep.settings import Settings
 from inkstep.store.database import Database, SessionRow
 from inkstep.store.errors import StoreError
@@ -38,6 +39,7 @@ class Services:
     db: Database | None = None
     hub: Hub | None = None
     presence: Presence | None = None
+    ray_check: RayCheck = field(default_factory=RayCheck)
     draining: bool = False
 
     async def start(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import logging
 import os
+import signal
 import socket
 import sys
 from contextlib import ExitStack
@@ -144,6 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Embedded Redis, Postgres and Ray, then the gateway; everything stops on Ctrl+C."""
     from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
     from inkstep.keeper import KeptService, ServiceKeeper
+    from inkstep.local_ray import RayControlStore
     from inkstep.running import clear_running, running_server, write_running
 
     refuse_busy_port(args.host, args.port)
@@ -167,9 +169,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ["INKSTEP_DATABASE_URL"] = postgres.url
             kept.append(postgres)
         # Entered before Ray, so it stops watching only after the sessions' last checkpoint.
-        stack.enter_context(ServiceKeeper(kept))
+        keeper = stack.enter_context(ServiceKeeper(kept, stop_server=_stop_this_server))
         if settings.ray_address is None:
             os.environ["INKSTEP_RAY_ADDRESS"] = _start_local_ray(stack, settings)
+            keeper.watch_vital(RayControlStore())
+            stack.callback(keeper.forget_vital)
         os.environ.setdefault("INKSTEP_LOCAL_SIGN_IN", "true")
         settings = Settings()
         services = {"redis_url": settings.resolved_redis_url(),
@@ -181,6 +185,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"inkstep serving on http://{args.host}:{args.port}/  (data in {settings.data_dir})")
         _uvicorn_run(args.host, args.port, args.workers, settings)
     return 0
+
+
+def _stop_this_server() -> None:
+    """As SIGTERM does: the gateway drains, then everything stops."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _start_local_ray(stack: ExitStack, settings: Settings) -> str:
@@ -196,11 +205,21 @@ def _stop_session_actors_then_ray() -> None:
     import ray
 
     from actors.shutdown import checkpoint_all_sessions
+    from inkstep.local_ray import ray_processes_of_this_process, stop_left_over
+    from inkstep.ray_check import RayCheck
 
+    started = ray_processes_of_this_process()
     try:
-        checkpoint_all_sessions()
+        if RayCheck().answers():
+            checkpoint_all_sessions()
+        else:
+            logging.getLogger(__name__).warning(
+                "Ray's control store does not answer: stopping without the sessions' last "
+                "checkpoint (their logs in Redis hold every event)"
+            )
     finally:
         ray.shutdown()
+        stop_left_over(started)
 
 
 def cmd_replay_export(args: argparse.Namespace) -> int:

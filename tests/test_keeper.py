@@ -1,10 +1,12 @@
 """The service keeper on a real embedded Redis: it starts a killed one again, keeps trying
-while it cannot, and leaves alone what is stopped after it."""
+while it cannot, and leaves alone what is stopped after it; a vital process that dies stops
+the server instead."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,6 +17,10 @@ import redis
 from inkstep.embedded import EmbeddedRedis
 from inkstep.keeper import ServiceKeeper
 from tests.servers import wait_until
+
+
+def _never() -> None:
+    raise AssertionError("the keeper stopped the server")
 
 
 def _kill(server: EmbeddedRedis) -> None:
@@ -31,7 +37,7 @@ def test_a_killed_redis_comes_back_with_its_data_once_its_port_is_free(
     server = EmbeddedRedis(tmp_path / "redis").start()
     try:
         redis.Redis.from_url(server.url).set("kept", "yes")
-        with ServiceKeeper([server]):
+        with ServiceKeeper([server], stop_server=_never):
             time.sleep(1.1)  # the append-only file is written once a second
             _kill(server)
             with socket.create_server(("127.0.0.1", server.port)):  # another takes the port
@@ -47,10 +53,49 @@ def test_a_killed_redis_comes_back_with_its_data_once_its_port_is_free(
 def test_after_the_keeper_stops_a_stopped_service_stays_stopped(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "redis").start()
     try:
-        with ServiceKeeper([server]):
+        with ServiceKeeper([server], stop_server=_never):
             pass
         server.stop()
         time.sleep(1.0)  # two of the keeper's checks, had it still been watching
         assert not server.is_running()
     finally:
         server.stop()
+
+
+class _Vital:
+    name = "a vital process"
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+
+    def is_running(self) -> bool:
+        return self.process.poll() is None
+
+
+def test_a_vital_process_that_dies_stops_the_server_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stops: list[float] = []
+    vital = subprocess.Popen(["sleep", "600"])
+    try:
+        with ServiceKeeper([], stop_server=lambda: stops.append(time.monotonic())) as keeper:
+            keeper.watch_vital(_Vital(vital))
+            time.sleep(1.1)
+            assert stops == []
+            vital.kill()
+            wait_until(lambda: stops != [], timeout_s=5)
+            time.sleep(1.1)  # later checks find it still gone
+        assert len(stops) == 1
+        assert "a vital process stopped" in caplog.text
+
+        again = subprocess.Popen(["sleep", "600"])
+        with ServiceKeeper([], stop_server=lambda: stops.append(time.monotonic())) as keeper:
+            keeper.watch_vital(_Vital(again))
+            keeper.forget_vital()
+            again.kill()
+            again.wait()
+            time.sleep(1.1)
+        assert len(stops) == 1  # a deliberate stop, after forget_vital()
+    finally:
+        vital.kill()
+        vital.wait()

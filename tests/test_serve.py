@@ -208,6 +208,19 @@ async def test_serve_starts_its_redis_and_postgres_again_when_they_die(
     assert "redis-server stopped on its own; starting it again" in log
     assert "postgres stopped on its own; starting it again" in log
 
+    # Ray's control store cannot come back under a live Ray: the server stops, everything with
+    # it, at once rather than when Ray gives up on its control store a minute later.
+    started = _started_by(server.pid, data_dir)
+    control_store = next(p for p in started if p.name() == "gcs_server")
+    control_store.kill()
+    assert server.process is not None
+    server.process.wait(timeout=STOP_TIMEOUT_S / 2)
+    _, alive = psutil.wait_procs(list(started), timeout=STOP_TIMEOUT_S)
+    assert [started[p] for p in alive] == []
+    log = server.log_path.read_text()
+    assert "Ray's control store (gcs_server) stopped" in log
+    assert "stopping without the sessions' last checkpoint" in log
+
 
 def test_ctrl_c_stops_redis_after_the_sessions_and_a_killed_server_leaves_none_behind(
     tmp_path: Path,
@@ -246,3 +259,7 @@ def test_ctrl_c_stops_redis_after_the_sessions_and_a_killed_server_leaves_none_b
         server.start("/healthz", timeout_s=START_TIMEOUT_S)
         assert not left.is_running()
         assert f"stopping a redis-server (pid {left.pid}) left on" in log_path.read_text()
+        started = _started_by(server.pid, data_dir)
+    # Its Postgres too, which the killed server had started and this one took over.
+    _, alive = psutil.wait_procs(list(started), timeout=STOP_TIMEOUT_S)
+    assert [started[p] for p in alive] == []
