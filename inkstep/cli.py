@@ -145,7 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Embedded Redis, Postgres and Ray, then the gateway; everything stops on Ctrl+C."""
     from inkstep.embedded import EmbeddedPostgres, EmbeddedRedis
     from inkstep.keeper import KeptService, ServiceKeeper
-    from inkstep.local_ray import RayControlStore
+    from inkstep.local_ray import RAY_HEAD_PROCESSES, RayHeadProcess
     from inkstep.running import clear_running, running_server, write_running
 
     refuse_busy_port(args.host, args.port)
@@ -172,7 +172,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         keeper = stack.enter_context(ServiceKeeper(kept, stop_server=_stop_this_server))
         if settings.ray_address is None:
             os.environ["INKSTEP_RAY_ADDRESS"] = _start_local_ray(stack, settings)
-            keeper.watch_vital(RayControlStore())
+            for process_name in RAY_HEAD_PROCESSES:
+                keeper.watch_vital(RayHeadProcess(process_name))
             stack.callback(keeper.forget_vital)
         os.environ.setdefault("INKSTEP_LOCAL_SIGN_IN", "true")
         settings = Settings()

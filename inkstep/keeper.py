@@ -1,7 +1,7 @@
 """Keeps the services `inkstep serve` started running: one that exits on its own is started
 again on the same port and data, and the gateways and sessions reconnect to it. A vital one,
-which cannot be started again under a running server (Ray's control store), stops the server
-instead, so that whatever supervises it starts it afresh."""
+which cannot be started again under a running server (Ray's control store, its raylet),
+stops the server instead, so that whatever supervises it starts it afresh."""
 
 from __future__ import annotations
 

@@ -71,20 +71,22 @@ def stop_left_over(processes: list[psutil.Process], grace_s: float = 5.0) -> Non
             continue
 
 
-class RayControlStore:
-    """The GCS of the Ray this process started: Ray cannot go on without it, and it cannot be
-    started again under running workers."""
+class RayHeadProcess:
+    """A process of the Ray this process started that Ray cannot go on without, and that
+    cannot be started again under running workers: its control store, or its raylet."""
 
-    name = "Ray's control store (gcs_server)"
-
-    def __init__(self) -> None:
-        stores = [p for p in ray_processes_of_this_process() if p.name() == "gcs_server"]
-        if not stores:
-            raise RuntimeError("this process started no Ray control store")
-        self.process = stores[0]
+    def __init__(self, process_name: str) -> None:
+        self.name = f"Ray's {process_name}"
+        found = [p for p in ray_processes_of_this_process() if p.name() == process_name]
+        if not found:
+            raise RuntimeError(f"this process started no {process_name}")
+        self.process = found[0]
 
     def is_running(self) -> bool:
         try:
             return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
+
+
+RAY_HEAD_PROCESSES = ("gcs_server", "raylet")

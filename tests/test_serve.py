@@ -218,7 +218,7 @@ async def test_serve_starts_its_redis_and_postgres_again_when_they_die(
     _, alive = psutil.wait_procs(list(started), timeout=STOP_TIMEOUT_S)
     assert [started[p] for p in alive] == []
     log = server.log_path.read_text()
-    assert "Ray's control store (gcs_server) stopped" in log
+    assert "Ray's gcs_server stopped" in log
     assert "stopping without the sessions' last checkpoint" in log
 
 
