@@ -184,8 +184,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         write_running(settings.data_dir, services)
         stack.callback(clear_running, settings.data_dir)
         print(f"inkstep serving on http://{args.host}:{args.port}/  (data in {settings.data_dir})")
+        # uvicorn takes SIGTERM over while it serves, and raises it again once drained under the
+        # handler it found (ray.init's exits with 15 there and then; the default kills). This
+        # one lets the stack stop Ray, PostgreSQL and Redis, and a requested stop exit with 0.
+        signal.signal(signal.SIGTERM, _stop_requested)
         _uvicorn_run(args.host, args.port, args.workers, settings)
-    return 0
+    # Not 0 when Ray failed under it, so that a supervisor restarts it.
+    return 1 if keeper.vital_lost else 0
+
+
+def _stop_requested(signum: int, frame: object) -> None:
+    """Everything stops when uvicorn returns; nothing is left to do here."""
 
 
 def _stop_this_server() -> None:

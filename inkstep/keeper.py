@@ -40,7 +40,7 @@ class ServiceKeeper:
         self.services = list(services)
         self.vital: list[WatchedService] = []
         self.stop_server = stop_server
-        self._vital_lost = False
+        self.vital_lost = False
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="service-keeper", daemon=True)
         self._retry_at = {service.name: 0.0 for service in self.services}
@@ -66,8 +66,8 @@ class ServiceKeeper:
     def _watch(self) -> None:
         while not self._stopping.wait(CHECK_INTERVAL_S):
             for vital in self.vital:
-                if not self._vital_lost and not vital.is_running():
-                    self._vital_lost = True
+                if not self.vital_lost and not vital.is_running():
+                    self.vital_lost = True
                     logger.error(
                         "%s stopped, and it cannot be started again under a running server: "
                         "stopping the server (start it again)",
