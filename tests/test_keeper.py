@@ -23,6 +23,11 @@ def _never() -> None:
     raise AssertionError("the keeper stopped the server")
 
 
+def _appended(server: EmbeddedRedis, text: bytes) -> bool:
+    """Whether Redis has written `text` to its append-only files (it does so once a second)."""
+    return any(text in path.read_bytes() for path in server.data_dir.rglob("*.aof"))
+
+
 def _kill(server: EmbeddedRedis) -> None:
     assert server.process is not None
     process = psutil.Process(server.process.pid)
@@ -38,7 +43,7 @@ def test_a_killed_redis_comes_back_with_its_data_once_its_port_is_free(
     try:
         redis.Redis.from_url(server.url).set("kept", "yes")
         with ServiceKeeper([server], stop_server=_never):
-            time.sleep(1.1)  # the append-only file is written once a second
+            wait_until(lambda: _appended(server, b"kept"))
             _kill(server)
             with socket.create_server(("127.0.0.1", server.port)):  # another takes the port
                 wait_until(lambda: "did not start" in caplog.text, timeout_s=20)
