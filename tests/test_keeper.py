@@ -15,8 +15,11 @@ import pytest
 import redis
 
 from inkstep.embedded import EmbeddedRedis
-from inkstep.keeper import ServiceKeeper
+from inkstep.keeper import CHECK_INTERVAL_S, ServiceKeeper
 from tests.servers import wait_until
+
+# What does not happen cannot be waited for: these tests give the keeper two of its checks.
+TWO_CHECKS_S = 2 * CHECK_INTERVAL_S + 0.1
 
 
 def _never() -> None:
@@ -60,7 +63,7 @@ def test_after_the_keeper_stops_a_stopped_service_stays_stopped(tmp_path: Path) 
         with ServiceKeeper([server], stop_server=_never):
             pass
         server.stop()
-        time.sleep(1.0)  # two of the keeper's checks, had it still been watching
+        time.sleep(TWO_CHECKS_S)  # had it still been watching
         assert not server.is_running()
     finally:
         server.stop()
@@ -84,11 +87,11 @@ def test_a_vital_process_that_dies_stops_the_server_once(
     try:
         with ServiceKeeper([], stop_server=lambda: stops.append(time.monotonic())) as keeper:
             keeper.watch_vital(_Vital(vital))
-            time.sleep(1.1)
+            time.sleep(TWO_CHECKS_S)  # alive: no stop
             assert stops == []
             vital.kill()
             wait_until(lambda: stops != [], timeout_s=5)
-            time.sleep(1.1)  # later checks find it still gone
+            time.sleep(TWO_CHECKS_S)  # later checks find it still gone: no second stop
         assert len(stops) == 1
         assert "a vital process stopped" in caplog.text
 
@@ -98,7 +101,7 @@ def test_a_vital_process_that_dies_stops_the_server_once(
             keeper.forget_vital()
             again.kill()
             again.wait()
-            time.sleep(1.1)
+            time.sleep(TWO_CHECKS_S)
         assert len(stops) == 1  # a deliberate stop, after forget_vital()
     finally:
         vital.kill()
