@@ -33,7 +33,7 @@ from typing import Any
 from inkstep.bench import harness
 from inkstep.bench.harness import Seat, TreeSampler, Usage
 from inkstep.bench.wire import WireSocket
-from inkstep.embedded import free_port
+from inkstep.embedded import EmbeddedRedis, free_port
 
 POINTS_PER_BATCH = 20
 BATCHES_PER_STROKE = 50
@@ -86,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baseline",
         action="store_true",
         help="also run the minimal broadcast server under the same load",
+    )
+    parser.add_argument(
+        "--relay",
+        action="store_true",
+        help="also run a minimal gateway that fans out through a Redis stream (no Ray, no "
+        "session actor, no validation) under the same load",
     )
     parser.add_argument(
         "--idle",
@@ -529,9 +535,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     load = Load.from_args(args)
     result: dict[str, Any] = {"load": asdict(load), "load_average_1m": harness.load_average()}
     rows = [_run_inkstep(args, load)]
+    if args.relay:
+        rows.append(_run_relay(load))
     if args.baseline:
         rows.append(_run_baseline(load))
-        result["p99_ratio"] = rows[0]["p99_ms"] / rows[1]["p99_ms"]
+    result["p99_ratios"] = {row["server"]: _ratio(rows[0]["p99_ms"], row["p99_ms"])
+                            for row in rows[1:]}  # fmt: skip
     result["rows"] = rows
     return result
 
@@ -564,6 +573,36 @@ def baseline_server() -> Iterator[harness.ServerProcess]:
     finally:
         server.stop()
         log_path.unlink(missing_ok=True)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+@contextmanager
+def relay_server() -> Iterator[tuple[harness.ServerProcess, EmbeddedRedis]]:
+    """The Redis-stream relay in a child process, with a Redis of its own (set up as the one
+    `inkstep serve` starts), both on free ports."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="inkstep-bench-relay-") as folder:
+        with EmbeddedRedis(Path(folder) / "redis") as redis_server:
+            log_path = Path(folder) / "relay.log"
+            command = [sys.executable, "-m", "inkstep.bench.stream_relay", "--port", str(port),
+                       "--redis-url", redis_server.url]  # fmt: skip
+            server = harness.ServerProcess(command, port, dict(os.environ), log_path)
+            try:
+                yield server.start(health_path=None, timeout_s=30), redis_server
+            finally:
+                server.stop()
+
+
+def _run_relay(load: Load) -> dict[str, Any]:
+    with relay_server() as (server, redis_server):
+        assert redis_server.process is not None
+        ws_url = f"ws://127.0.0.1:{server.port}/"
+        seats = [[Seat(ws_url, f"room{s}:user{c}", f"user{c}") for c in range(load.clients)]
+                 for s in range(load.sessions)]  # fmt: skip
+        return run_load(Target("relay", seats, [server.pid, redis_server.process.pid]), load)
 
 
 def _run_baseline(load: Load) -> dict[str, Any]:
@@ -617,12 +656,12 @@ def print_result(result: dict[str, Any]) -> None:
           f"process(es), deflate {'on' if load['deflate'] else 'off'}; "
           f"machine load average {result['load_average_1m']:.2f}")  # fmt: skip
     harness.print_table(result["rows"], COLUMNS)
-    if "p99_ratio" in result:
-        print(f"p99 ratio inkstep / baseline: {harness.fmt(result['p99_ratio'], 2)}x")
+    for other, ratio in result["p99_ratios"].items():
+        print(f"p99 ratio inkstep / {other}: {harness.fmt(ratio, 2)}x")
     for row in result["rows"]:
         if spread := row["over_p99"]:
             at = spread["at_seconds"]
-            where = f" (second {', '.join(map(str, at))})" if len(at) <= 5 else ""
+            where = f" (second {', '.join(map(str, at))})" if 0 < len(at) <= 5 else ""
             print(f"{row['server']}: deliveries over p99 were sent in {spread['seconds']} of "
                   f"{load['duration_s']:g} s{where}, hitting "
                   f"{spread['sessions_per_second_median']} (median) and at most "

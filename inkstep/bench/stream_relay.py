@@ -1,0 +1,143 @@
+"""The second floor for `bench fanout --relay`: a minimal gateway that fans out through Redis.
+
+The baseline's rooms and event layout, but every op goes through a Redis stream on its way
+to the members, as in a gateway that relays through a stream: the op is appended to its
+room's stream (`XADD`, pipelined, in the tick it arrived) and one blocking `XREAD` loop over
+every room's stream numbers the entries in stream order and sends each to the room. No Ray,
+no session actor, no validation, no state: what a design with a Redis stream on the path
+costs on this machine, before inkstep's own work. Run: `python -m inkstep.bench.stream_relay
+--port P --redis-url URL`. The hello token is `<room>:<user>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+
+import orjson
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+
+from inkstep.bench.baseline import BroadcastServer, Room
+from inkstep.store.errors import StoreError
+from inkstep.store.pipe import RedisPipe
+from inkstep.store.streams import entry_fields
+
+logger = logging.getLogger(__name__)
+
+WAKE_STREAM = "relay:wake"
+READ_COUNT = 1000
+
+
+def room_stream(room: str) -> str:
+    return f"relay:{{{room}}}"
+
+
+class StreamRelayServer(BroadcastServer):
+    """Relays each op through its room's Redis stream to the room's members."""
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__()
+        self.writes = RedisPipe(redis_url)
+        self.reads = RedisPipe(redis_url)  # the blocking read holds its connection
+        # From the start of every stream: the relay gets a Redis of its own for each run.
+        self.read_from: dict[str, str] = {WAKE_STREAM: "0-0"}
+
+    async def handle(self, ws: ServerConnection) -> None:
+        """hello → welcome + empty snapshot, then append every op to the room's stream."""
+        try:
+            hello = json.loads(await ws.recv())
+            room_name, _, user = str(hello.get("token", "")).partition(":")
+        except (ConnectionClosed, ValueError):
+            return
+        room = await self._join(room_name)
+        await ws.send(json.dumps(self._welcome(room, user)))
+        await ws.send(json.dumps(self._snapshot(room)))
+        room.members.add(ws)
+        try:
+            async for text in ws:
+                op = orjson.loads(text)
+                if op.get("type") == "ping":
+                    await ws.send(json.dumps({"type": "pong", "t": op.get("t")}))
+                    continue
+                entry = orjson.dumps({"op": op, "author": user})
+                written = self.writes.call("XADD", room_stream(room_name), "*", "m", entry)
+                written.add_done_callback(_log_failed_write)
+        except (ConnectionClosed, ValueError):
+            pass
+        finally:
+            room.members.discard(ws)
+
+    async def _join(self, name: str) -> Room:
+        if name not in self.rooms:
+            self.rooms[name] = Room(name)
+            self.read_from[room_stream(name)] = "0-0"
+            # Interrupt the blocking read so that the next one includes the new stream.
+            await self.writes.call("XADD", WAKE_STREAM, "*", "wake", "1")
+        return self.rooms[name]
+
+    async def relay_forever(self) -> None:
+        """The fan-out loop: read every room's new entries, number them, send them."""
+        while True:
+            try:
+                await self._relay_once()
+            except StoreError as exc:
+                logger.warning("relay read failed: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _relay_once(self) -> None:
+        streams = list(self.read_from)
+        reply = await self.reads.call("XREAD", "COUNT", READ_COUNT, "BLOCK", 5000, "STREAMS",
+                                      *streams, *(self.read_from[s] for s in streams))  # fmt: skip
+        for stream, entries in reply or ():
+            name = stream.decode()
+            self.read_from[name] = entries[-1][0].decode()
+            if name == WAKE_STREAM:
+                continue
+            room = self.rooms[name[len("relay:{") : -1]]
+            for _, flat in entries:
+                relayed = orjson.loads(entry_fields(flat)[b"m"])
+                broadcast(room.members, room.event(relayed["op"], relayed["author"]))
+
+
+def _log_failed_write(written: asyncio.Future[object]) -> None:
+    if not written.cancelled() and (error := written.exception()) is not None:
+        logger.warning("relay write failed: %s", error)
+
+
+async def serve_until_signalled(host: str, port: int, redis_url: str) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = StreamRelayServer(redis_url)
+    relay = asyncio.create_task(server.relay_forever())
+    try:
+        async with serve(server.handle, host, port, max_size=None):
+            await stop.wait()
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+        await server.writes.close()
+        await server.reads.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the relay server process."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis-url", required=True)
+    args = parser.parse_args(argv)
+    asyncio.run(serve_until_signalled(args.host, args.port, args.redis_url))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
