@@ -9,6 +9,7 @@ changes the state by one event. The live actor and a replay from the log call th
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -470,23 +471,52 @@ MIRROR_ZSTD_LEVEL = 1
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def pack_state(mirror: dict[str, Any], doc_update: bytes) -> bytes:
-    """A checkpoint's bytes: the compressed mirror's length, the mirror, the Yjs update."""
-    packed = zstandard.compress(encode_mirror(mirror), MIRROR_ZSTD_LEVEL)
-    return len(packed).to_bytes(8, "big") + packed + doc_update
+# Strokes encoded and compressed per piece of a checkpoint, between two of its rests.
+STROKES_PER_PIECE = 200
+
+
+def pack_state(
+    mirror: dict[str, Any], doc_update: bytes, rest: Callable[[], None] | None = None
+) -> bytes:
+    """A checkpoint's bytes: the compressed mirror's length, the mirror, the Yjs update.
+
+    The mirror is encoded and compressed a piece at a time, with `rest` called after each,
+    so a paced checkpoint can give the CPU back between pieces."""
+    compressor = zstandard.ZstdCompressor(level=MIRROR_ZSTD_LEVEL).compressobj()
+    packed: list[bytes] = []
+    for piece in mirror_json_pieces(mirror):
+        packed.append(compressor.compress(piece))
+        if rest is not None:
+            rest()
+    packed.append(compressor.flush())
+    body = b"".join(packed)
+    return len(body).to_bytes(8, "big") + body + doc_update
 
 
 def _decompress_mirror(packed: bytes) -> bytes:
-    """zstd, or zlib in checkpoints written before zstd was used."""
+    """zstd, or zlib in checkpoints written before zstd was used. A frame compressed a
+    piece at a time does not say its size up front: decompress it as a stream."""
     if packed.startswith(ZSTD_MAGIC):
-        return zstandard.decompress(packed)
+        out: bytes = zstandard.ZstdDecompressor().decompressobj().decompress(packed)
+        return out
     return zlib.decompress(packed)
 
 
 def encode_mirror(mirror: dict[str, Any]) -> bytes:
-    """The mirror as JSON, a stroke per call: one call for everything held the GIL (and the
-    session's op thread) for ~10 ms per 2000 events."""
+    """The mirror as JSON."""
+    return b"".join(mirror_json_pieces(mirror))
+
+
+def mirror_json_pieces(mirror: dict[str, Any]) -> Iterator[bytes]:
+    """The mirror as JSON, in pieces of STROKES_PER_PIECE strokes, a stroke per call: one call
+    for everything held the GIL (and the session's op thread) for ~10 ms per 2000 events."""
     rest = orjson.dumps({key: value for key, value in mirror.items() if key != "strokes"})
-    strokes = b",".join([orjson.dumps(stroke) for stroke in mirror["strokes"]])
     separator = b"," if rest != b"{}" else b""
-    return rest[:-1] + separator + b'"strokes":[' + strokes + b"]}"
+    yield rest[:-1] + separator + b'"strokes":['
+    strokes = mirror["strokes"]
+    for start in range(0, len(strokes), STROKES_PER_PIECE):
+        piece = b",".join(
+            [orjson.dumps(stroke) for stroke in strokes[start : start + STROKES_PER_PIECE]]
+        )
+        yield (b"," + piece) if start else piece
+    yield b"]}"

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore, pack_state
+from actors.pacing import CHECKPOINT_CPU_SHARE, Pacer, no_rest
 from actors.projection import Projection, projected
 from actors.snapshot_frame import SnapshotFrames
 from inkstep.lessons import Lesson
@@ -477,18 +478,20 @@ class SessionRunner:
         due = time.monotonic() - self.checkpoint_at > self.checkpoint_every_s
         if behind >= self.checkpoint_every_events or (behind > 0 and due):
             with self.lock:
-                self._checkpointing = self.checkpoint()
+                self._checkpointing = self.checkpoint(paced=True)
             self._record_progress()
 
-    def checkpoint(self) -> concurrent.futures.Future[None]:
+    def checkpoint(self, paced: bool = False) -> concurrent.futures.Future[None]:
         """Checkpoint the state as it is now (the caller holds the lock). The mirror is copied
         here; encoding it, the Doc, the write, then archiving and trimming the log below what
-        the checkpoint covers, run on the Doc thread."""
+        the checkpoint covers, run on the Doc thread: `paced`, at most CHECKPOINT_CPU_SHARE of
+        a core (the periodic ones, beside live ops), else flat out (at a stop)."""
         core, cursor = self.core, self.cursor
         mirror, backlog = core.export_parts()
         self.checkpoint_at = time.monotonic()
+        rest = Pacer(CHECKPOINT_CPU_SHARE).rest if paced else no_rest
         return self._doc_thread.submit(
-            self._write_checkpoint, core, core.last_seq, cursor, mirror, backlog
+            self._write_checkpoint, core, core.last_seq, cursor, mirror, backlog, rest
         )
 
     def _write_checkpoint(
@@ -498,13 +501,19 @@ class SessionRunner:
         cursor: str,
         mirror: dict[str, Any],
         backlog: list[dict[str, Any]],
+        rest: Callable[[], None],
     ) -> None:
-        state = pack_state(mirror, core.doc_update_with(backlog))
+        core.apply_doc_backlog(backlog)
+        rest()
+        doc_update = core.doc_update_with([])
+        rest()
+        state = pack_state(mirror, doc_update, rest)
         try:
             if seq > self.checkpoint_seq:
                 archive.write_checkpoint(self.blobs, self.session_id, seq, state)
                 self.checkpoint_seq = seq
-            self._archive_and_trim(seq)
+            rest()
+            self._archive_and_trim(seq, rest)
             with store_errors():
                 self.redis.xtrim(inbox_key(self.session_id), minid=cursor)
         except StoreError as exc:
@@ -539,14 +548,14 @@ class SessionRunner:
         except StoreError as exc:
             logger.warning("could not record the session end: %s", exc, extra=self._extra_log)
 
-    def _archive_and_trim(self, checkpoint_seq: int) -> None:
+    def _archive_and_trim(self, checkpoint_seq: int, rest: Callable[[], None]) -> None:
         """Keep `stream_tail_events` in the stream for fast resumes; archive what goes."""
         trim_below = checkpoint_seq - self.settings.stream_tail_events
         first = self.log.first_seq()
         if first == 0 or trim_below <= first:
             return
-        events = self.log.events_after(first - 1, upto=trim_below)
-        archive.write_segment(self.blobs, self.session_id, events)
+        events = self.log.events_after(first - 1, upto=trim_below, rest=rest)
+        archive.write_segment(self.blobs, self.session_id, events, rest)
         with store_errors():
             self.redis.xtrim(log_key(self.session_id), minid=f"{trim_below + 1}-0")
         archive.prune_checkpoints(self.blobs, self.session_id)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import gzip
 import logging
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 
 import orjson
 
@@ -108,22 +109,42 @@ def _event_seq(event: str) -> int:
     return seq
 
 
-def write_segment(store: BlobStore, session_id: str, events: list[str]) -> str:
+# Events parsed and compressed per piece of a segment, between two of its rests.
+EVENTS_PER_PIECE = 200
+
+
+def write_segment(
+    store: BlobStore, session_id: str, events: list[str], rest: Callable[[], None] | None = None
+) -> str:
     """Archive events (compact JSON strings, each with an int "seq") as one gzip'd NDJSON object.
 
     Returns the key. Writing the same range again replaces the object with the same content,
-    so an actor that crashed mid-archive can simply redo it.
+    so an actor that crashed mid-archive can simply redo it. The events are read and
+    compressed a piece at a time, with `rest` called after each (a paced checkpoint).
     """
     if not events:
         raise ValueError("a segment needs at least one event")
     for event in events:
         if "\n" in event or "\r" in event:
             raise ValueError(f"archived events must be one-line JSON: {event[:80]!r}")
-    by_seq = sorted(((_event_seq(e), e) for e in events), key=lambda pair: pair[0])
+    by_seq: list[tuple[int, str]] = []
+    for start in range(0, len(events), EVENTS_PER_PIECE):
+        by_seq.extend((_event_seq(e), e) for e in events[start : start + EVENTS_PER_PIECE])
+        if rest is not None:
+            rest()
+    by_seq.sort(key=lambda pair: pair[0])
     key = segment_key(session_id, by_seq[0][0], by_seq[-1][0])
-    body = "".join(f"{event}\n" for _, event in by_seq).encode()
-    # mtime=0 keeps the bytes deterministic, so a redo of the same range is identical.
-    store.put(key, gzip.compress(body, compresslevel=SEGMENT_COMPRESS_LEVEL, mtime=0))
+    # A gzip stream (wbits 31) with no name and mtime 0, so a redo of the same range is
+    # identical.
+    compressor = zlib.compressobj(SEGMENT_COMPRESS_LEVEL, zlib.DEFLATED, 31)
+    packed: list[bytes] = []
+    for start in range(0, len(by_seq), EVENTS_PER_PIECE):
+        piece = "".join(f"{event}\n" for _, event in by_seq[start : start + EVENTS_PER_PIECE])
+        packed.append(compressor.compress(piece.encode()))
+        if rest is not None:
+            rest()
+    packed.append(compressor.flush())
+    store.put(key, b"".join(packed))
     logger.debug("archived %d events to %s", len(events), key, extra={"session_id": session_id})
     return key
 

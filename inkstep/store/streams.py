@@ -163,11 +163,14 @@ class BlockingSessionLog:
             entries: Any = self.client.xrange(self.key, count=1)
         return seq_of(entries[0][0]) if entries else 0
 
-    def events_after(self, seq: int, upto: int | None = None) -> list[str]:
+    def events_after(
+        self, seq: int, upto: int | None = None, rest: Callable[[], None] | None = None
+    ) -> list[str]:
         """Raw event JSON with `seq` < event seq <= `upto`, in order.
 
         Read a page at a time: parsing a whole tail in one call holds the GIL for as long as
-        it takes (~10 ms for 2000 events), and the session's op thread waits that long."""
+        it takes (~10 ms for 2000 events), and the session's op thread waits that long.
+        `rest` is called after each page (a paced checkpoint)."""
         end = f"{upto}-0" if upto is not None else "+"
         events: list[str] = []
         start = f"({seq}-0"
@@ -177,6 +180,8 @@ class BlockingSessionLog:
             events.extend(fields[b"e"].decode() for _, fields in entries)
             if len(entries) < READ_PAGE_EVENTS:
                 return events
+            if rest is not None:
+                rest()
             start = f"({entries[-1][0].decode()}"
 
 
