@@ -54,7 +54,7 @@ class BroadcastServer:
             room_name, _, user = str(hello.get("token", "")).partition(":")
         except (ConnectionClosed, ValueError):
             return
-        room = self.rooms.setdefault(room_name, Room(room_name))
+        room = await self.join(room_name)
         await ws.send(json.dumps(self._welcome(room, user)))
         await ws.send(json.dumps(self._snapshot(room)))
         room.members.add(ws)
@@ -64,11 +64,19 @@ class BroadcastServer:
                 if op.get("type") == "ping":
                     await ws.send(json.dumps({"type": "pong", "t": op.get("t")}))
                     continue
-                broadcast(room.members, room.event(op, user))
+                self.relay(room, op, user)
         except (ConnectionClosed, ValueError):
             pass
         finally:
             room.members.discard(ws)
+
+    async def join(self, name: str) -> Room:
+        """The room called `name`, made on its first hello."""
+        return self.rooms.setdefault(name, Room(name))
+
+    def relay(self, room: Room, op: dict[str, Any], author: str) -> None:
+        """Send `op` to the room's members as its next event."""
+        broadcast(room.members, room.event(op, author))
 
     @staticmethod
     def _welcome(room: Room, user: str) -> dict[str, Any]:

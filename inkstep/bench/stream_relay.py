@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import signal
+from typing import Any
 
 import orjson
-from websockets.asyncio.server import ServerConnection, broadcast, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import broadcast, serve
 
 from inkstep.bench.baseline import BroadcastServer, Room
 from inkstep.store.errors import StoreError
@@ -47,38 +46,19 @@ class StreamRelayServer(BroadcastServer):
         # From the start of every stream: the relay gets a Redis of its own for each run.
         self.read_from: dict[str, str] = {WAKE_STREAM: "0-0"}
 
-    async def handle(self, ws: ServerConnection) -> None:
-        """hello → welcome + empty snapshot, then append every op to the room's stream."""
-        try:
-            hello = json.loads(await ws.recv())
-            room_name, _, user = str(hello.get("token", "")).partition(":")
-        except (ConnectionClosed, ValueError):
-            return
-        room = await self._join(room_name)
-        await ws.send(json.dumps(self._welcome(room, user)))
-        await ws.send(json.dumps(self._snapshot(room)))
-        room.members.add(ws)
-        try:
-            async for text in ws:
-                op = orjson.loads(text)
-                if op.get("type") == "ping":
-                    await ws.send(json.dumps({"type": "pong", "t": op.get("t")}))
-                    continue
-                entry = orjson.dumps({"op": op, "author": user})
-                written = self.writes.call("XADD", room_stream(room_name), "*", "m", entry)
-                written.add_done_callback(_log_failed_write)
-        except (ConnectionClosed, ValueError):
-            pass
-        finally:
-            room.members.discard(ws)
-
-    async def _join(self, name: str) -> Room:
+    async def join(self, name: str) -> Room:
         if name not in self.rooms:
             self.rooms[name] = Room(name)
             self.read_from[room_stream(name)] = "0-0"
             # Interrupt the blocking read so that the next one includes the new stream.
             await self.writes.call("XADD", WAKE_STREAM, "*", "wake", "1")
         return self.rooms[name]
+
+    def relay(self, room: Room, op: dict[str, Any], author: str) -> None:
+        """Append the op to its room's stream; the fan-out loop sends it on."""
+        entry = orjson.dumps({"op": op, "author": author})
+        written = self.writes.call("XADD", room_stream(room.name), "*", "m", entry)
+        written.add_done_callback(_log_failed_write)
 
     async def relay_forever(self) -> None:
         """The fan-out loop: read every room's new entries, number them, send them."""
