@@ -19,7 +19,7 @@ import signal
 from typing import Any
 
 import orjson
-from websockets.asyncio.server import broadcast, serve
+from websockets.asyncio.server import serve
 
 from inkstep.bench.baseline import BroadcastServer, Room
 from inkstep.store.errors import StoreError
@@ -81,7 +81,7 @@ class StreamRelayServer(BroadcastServer):
             room = self.rooms[name[len("relay:{") : -1]]
             for _, flat in entries:
                 relayed = orjson.loads(entry_fields(flat)[b"m"])
-                broadcast(room.members, room.event(relayed["op"], relayed["author"]))
+                super().relay(room, relayed["op"], relayed["author"])  # to the members
 
 
 def _log_failed_write(written: asyncio.Future[object]) -> None:
