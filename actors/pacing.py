@@ -2,7 +2,7 @@
 
 A checkpoint costs ~100 ms of CPU for a 4000-event session, in a few calls of 10-40 ms each.
 Run flat out on a 2-core machine, it takes a whole core from the ops of every session for that
-long; measured with 10 busy sessions, p99 was 6-9 ms without checkpoints and 11-25 ms with
+long; measured with 10 busy sessions, p99 was 6-9 ms without checkpoints and 8-25 ms with
 them. Resting between small pieces of the work keeps the CPU it takes per second small, so it
 mostly uses what the ops leave free: with a checkpoint every 500 events, p99 20.0-39.5 ms and
 max 57-93 ms paced, against 25.7-48.8 and 119-122 ms flat out (three pairs of runs). What it
