@@ -41,7 +41,3 @@ class Pacer:
             pause = min(owed, LONGEST_REST_S)
             time.sleep(pause)
             self.rested_s += pause
-
-
-def no_rest() -> None:
-    """The `rest` of work that must finish as fast as it can (a checkpoint at shutdown)."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore, pack_state
-from actors.pacing import CHECKPOINT_CPU_SHARE, Pacer, no_rest
+from actors.pacing import CHECKPOINT_CPU_SHARE, Pacer
 from actors.projection import Projection, projected
 from actors.snapshot_frame import SnapshotFrames
 from inkstep.lessons import Lesson
@@ -489,7 +489,7 @@ class SessionRunner:
         core, cursor = self.core, self.cursor
         mirror, backlog = core.export_parts()
         self.checkpoint_at = time.monotonic()
-        rest = Pacer(CHECKPOINT_CPU_SHARE).rest if paced else no_rest
+        rest = Pacer(CHECKPOINT_CPU_SHARE if paced else 1.0).rest  # a whole core: no rests
         return self._doc_thread.submit(
             self._write_checkpoint, core, core.last_seq, cursor, mirror, backlog, rest
         )

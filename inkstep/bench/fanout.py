@@ -575,6 +575,13 @@ def baseline_server() -> Iterator[harness.ServerProcess]:
         log_path.unlink(missing_ok=True)
 
 
+def room_seats(port: int, load: Load) -> list[list[Seat]]:
+    """The seats of the baseline and the relay: hello tokens `room<s>:user<c>`."""
+    ws_url = f"ws://127.0.0.1:{port}/"
+    return [[Seat(ws_url, f"room{s}:user{c}", f"user{c}") for c in range(load.clients)]
+            for s in range(load.sessions)]  # fmt: skip
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator is not None and denominator else None
 
@@ -599,18 +606,13 @@ def relay_server() -> Iterator[tuple[harness.ServerProcess, EmbeddedRedis]]:
 def _run_relay(load: Load) -> dict[str, Any]:
     with relay_server() as (server, redis_server):
         assert redis_server.process is not None
-        ws_url = f"ws://127.0.0.1:{server.port}/"
-        seats = [[Seat(ws_url, f"room{s}:user{c}", f"user{c}") for c in range(load.clients)]
-                 for s in range(load.sessions)]  # fmt: skip
+        seats = room_seats(server.port, load)
         return run_load(Target("relay", seats, [server.pid, redis_server.process.pid]), load)
 
 
 def _run_baseline(load: Load) -> dict[str, Any]:
     with baseline_server() as server:
-        ws_url = f"ws://127.0.0.1:{server.port}/"
-        seats = [[Seat(ws_url, f"room{s}:user{c}", f"user{c}") for c in range(load.clients)]
-                 for s in range(load.sessions)]  # fmt: skip
-        return run_load(Target("baseline", seats, [server.pid]), load)
+        return run_load(Target("baseline", room_seats(server.port, load), [server.pid]), load)
 
 
 # ---- idle -------------------------------------------------------------------------------
