@@ -17,6 +17,7 @@ import orjson
 import zstandard
 
 from actors.crdt import SessionDoc
+from actors.stroke_json import FinalStrokeTexts
 from inkstep.lessons import Lesson
 from inkstep.protocol import FrameError, check_in_canvas
 
@@ -77,6 +78,7 @@ class SessionCore:
         self.last_seq = 0
         self.step_id = lesson.steps[0].id
         self.strokes: dict[str, dict[str, Any]] = {}
+        self.stroke_texts = FinalStrokeTexts()  # derived from `strokes`, for snapshots
         self.layers: dict[str, dict[str, Any]] = {}
         self.layer_owners: dict[str, str] = {}
         self.participants: dict[str, Participant] = {}
@@ -301,9 +303,11 @@ class SessionCore:
             }
             self.strokes[stroke["stroke_id"]] = stroke
             self.layer_owners.setdefault(payload["layer"], event["author"])
-            return
-        stroke["points"].extend(list(p) for p in payload["points"])
-        stroke["final"] = stroke["final"] or payload["final"]
+        else:
+            stroke["points"].extend(list(p) for p in payload["points"])
+            stroke["final"] = stroke["final"] or payload["final"]
+        if stroke["final"]:
+            self.stroke_texts.remember(stroke)
 
     def _apply_undo(self, event: dict[str, Any]) -> None:
         self._set_deleted(event["payload"]["target"], True)
@@ -408,18 +412,18 @@ class SessionCore:
     def export_parts(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The mirror as it is now and the Doc backlog that brings the Doc to the same seq.
 
-        The mirror is a copy later events leave alone, taken without encoding anything: a
-        point is never changed once appended, so each stroke's point list is sliced rather
-        than copied deeply (~1 ms for 2000 events, where encoding took 14 ms and grows with
-        the session). Encoding, compressing and the Doc half, the slow parts, can then be
-        done off the op path (`pack_state`)."""
+        The mirror is a copy later events leave alone, taken without encoding anything new:
+        a final stroke is its kept JSON text, and a point is never changed once appended, so
+        the point list of a stroke still being drawn is sliced rather than copied deeply.
+        Encoding, compressing and the Doc half, the slow parts, can then be done off the op
+        path (`pack_state`)."""
         mirror = {
             "format": STATE_FORMAT,
             "session_id": self.session_id,
             "lesson": self.lesson.to_json_dict(),
             "last_seq": self.last_seq,
             "step_id": self.step_id,
-            "strokes": [{**s, "points": s["points"][:]} for s in self.strokes.values()],
+            "strokes": [self._stroke_copy(s) for s in self.strokes.values()],
             "layers": {name: dict(props) for name, props in self.layers.items()},
             "layer_owners": dict(self.layer_owners),
             "participants": [
@@ -430,6 +434,12 @@ class SessionCore:
             "applied_ops": [[u, o, s] for (u, o), s in self.applied_ops.items()],
         }
         return mirror, self.take_doc_backlog()
+
+    def _stroke_copy(self, stroke: dict[str, Any]) -> Any:
+        text = self.stroke_texts.kept(stroke)
+        return (
+            orjson.Fragment(text) if text is not None else {**stroke, "points": stroke["points"][:]}
+        )
 
     @classmethod
     def import_state(cls, data: bytes) -> SessionCore:

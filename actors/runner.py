@@ -27,7 +27,7 @@ import orjson
 from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore, pack_state
 from actors.pacing import CHECKPOINT_CPU_SHARE, Pacer
 from actors.projection import Projection, projected
-from actors.snapshot_frame import SnapshotFrames
+from actors.snapshot_frame import encode_snapshot
 from inkstep.lessons import Lesson
 from inkstep.settings import Settings
 from inkstep.store import archive
@@ -154,7 +154,6 @@ class SessionRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scoring: set[concurrent.futures.Future[None]] = set()
         self._snapshot: EncodedSnapshot | None = None
-        self._snapshot_frames = SnapshotFrames()
         # Everything that touches the Yjs Doc runs here, one job at a time and in order, so
         # the op path never waits for it (a checkpoint of 2000 events costs ~0.4 s of Doc).
         self._doc_thread = concurrent.futures.ThreadPoolExecutor(1, f"doc:{session_id}")
@@ -205,7 +204,7 @@ class SessionRunner:
         # gateway forwards the text as is, so a big session never crosses Ray as objects.
         if self._snapshot is None or self._snapshot.seq != self.core.last_seq:
             snapshot = self.core.snapshot()
-            frame = self._snapshot_frames.encode(snapshot)
+            frame = encode_snapshot(snapshot, self.core.stroke_texts)
             self._snapshot = EncodedSnapshot(snapshot["seq"], snapshot["step_id"], frame)
         return self._snapshot
 

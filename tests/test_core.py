@@ -20,7 +20,7 @@ from actors.core import (
     encode_mirror,
     pack_state,
 )
-from actors.snapshot_frame import SnapshotFrames
+from actors.snapshot_frame import encode_snapshot
 from inkstep.lessons import Lesson, load_lesson_file
 
 LESSON: Lesson = load_lesson_file(Path(__file__).parent.parent / "lessons" / "circles-101.json")
@@ -188,7 +188,7 @@ def op_sequences(draw: st.DrawFn) -> list[tuple[str, str, dict[str, Any]]]:
         kind = draw(st.sampled_from(["stroke", "stroke", "undo", "redo", "extend"]))
         op_id = f"{user}-{i}"
         if kind == "stroke" or not strokes:
-            ops.append((user, role, stroke_op(op_id)))
+            ops.append((user, role, stroke_op(op_id, final=draw(st.booleans()))))
             strokes.append(op_id)
         elif kind == "extend":
             target, final = draw(st.sampled_from(strokes)), draw(st.booleans())
@@ -317,17 +317,39 @@ def test_the_doc_synced_in_any_chunks_holds_what_the_mirror_holds(
 
 @settings(max_examples=40, deadline=None)
 @given(op_sequences(), st.data())
-def test_snapshot_frames_reusing_stroke_json_equal_the_snapshot(
+def test_snapshot_frames_with_kept_stroke_texts_equal_the_snapshot(
     ops: list[tuple[str, str, dict[str, Any]]], data: st.DataObject
 ) -> None:
-    core, frames = new_core(), SnapshotFrames()
+    core = new_core()
     for user, role, op in ops:
         decision = core.decide(user, role, op, ts_ms=7)
         if isinstance(decision, Accepted):
             core.apply(decision.event)
         if data.draw(st.booleans()):  # a late joiner arrives here
-            assert orjson.loads(frames.encode(core.snapshot())) == core.snapshot()
-    assert orjson.loads(frames.encode(core.snapshot())) == core.snapshot()
+            assert (
+                orjson.loads(encode_snapshot(core.snapshot(), core.stroke_texts)) == core.snapshot()
+            )
+    assert orjson.loads(encode_snapshot(core.snapshot(), core.stroke_texts)) == core.snapshot()
+
+
+@settings(max_examples=40, deadline=None)
+@given(op_sequences(), st.data())
+def test_kept_stroke_texts_are_the_strokes_as_they_are_now(
+    ops: list[tuple[str, str, dict[str, Any]]], data: st.DataObject
+) -> None:
+    """Whatever comes after a stroke's text was kept (undo, redo, other strokes), the text
+    spliced into snapshots and checkpoints is the stroke's JSON at that moment."""
+    core = new_core()
+    for user, role, op in ops:
+        submit(core, user, role, op)
+        if data.draw(st.booleans()):
+            for stroke in core.strokes.values():
+                assert core.stroke_texts.text(stroke) == orjson.dumps(stroke)
+    mirror, _ = core.export_parts()
+    plain = {**mirror, "strokes": list(core.strokes.values())}
+    assert encode_mirror(mirror) == encode_mirror(plain)
+    kept = [s for s in core.strokes.values() if core.stroke_texts.kept(s) is not None]
+    assert all(s["final"] for s in kept)
 
 
 @settings(max_examples=40, deadline=None)
