@@ -186,14 +186,13 @@ class Session:
         tail: list[str] = []
         if last_seq is not None:
             current = await log.last_seq()
-            first = await log.first_seq()
-            recent_enough = first != 0 and first <= last_seq + 1
-            if last_seq == current or (
-                last_seq < current and recent_enough
-                and current - last_seq <= self.settings.resume_tail_max_events
-            ):  # fmt: skip
-                resume = "tail"
-                tail = await log.events_after(last_seq)
+            if 0 <= current - last_seq <= self.settings.resume_tail_max_events:
+                # Whether the tail is whole is read from the tail itself: a checkpoint may
+                # trim the stream at any moment, and a separate look at its first seq could
+                # be older than the read, letting a tail with a gap through.
+                missed = await log.events_after(last_seq, upto=current)
+                if len(missed) == current - last_seq:  # seqs are consecutive in the stream
+                    resume, tail = "tail", missed
         snapshot: EncodedSnapshot | None = None
         if resume == "snapshot":
             snapshot = await self.services.snapshot(connection.session_id, actor)

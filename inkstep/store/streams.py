@@ -125,7 +125,7 @@ async def redis_client(url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 class SessionLog:
-    """Reads of one session's log: tails, ranges and its bounds."""
+    """Reads of one session's log: tails, ranges and its last seq."""
 
     def __init__(self, client: aioredis.Redis, session_id: str) -> None:
         self.client = client
@@ -133,11 +133,6 @@ class SessionLog:
 
     async def last_seq(self) -> int:
         entries = await guarded(self.client.xrevrange(self.key, count=1))
-        return seq_of(entries[0][0]) if entries else 0
-
-    async def first_seq(self) -> int:
-        """The oldest seq still in the stream (0 when empty)."""
-        entries = await guarded(self.client.xrange(self.key, count=1))
         return seq_of(entries[0][0]) if entries else 0
 
     async def events_after(self, seq: int, upto: int | None = None) -> list[str]:
