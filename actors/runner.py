@@ -276,6 +276,10 @@ class SessionRunner:
                 self._try_rebuild()
 
     def _try_rebuild(self) -> None:
+        # A checkpoint still running on the Doc thread archives and trims the log: a rebuild
+        # reading the log meanwhile could find events gone between two of its reads.
+        if self._checkpointing is not None:
+            concurrent.futures.wait([self._checkpointing])
         try:
             with self.lock:
                 self.rebuild()

@@ -114,3 +114,20 @@ def test_a_session_checkpoints_once_its_own_share_of_events_is_in(
     finally:
         runner._doc_thread.shutdown(wait=True)
         runner.redis.close()
+
+
+def test_a_rebuild_waits_for_the_checkpoint_that_trims_the_log(
+    redis_url: str, tmp_path: Path
+) -> None:
+    runner, _ = open_runner(unique("runner"), redis_url, tmp_path, stream_tail_events=10)
+    try:
+        draw(runner, 3000)
+        state = runner.core.state_dict()
+        with runner.lock:  # as the loop starts one: paced, so it runs for a while
+            runner._checkpointing = runner.checkpoint(paced=True)
+        runner._try_rebuild()
+        assert runner._checkpointing.done()
+        assert runner.core.state_dict() == state
+    finally:
+        runner._doc_thread.shutdown(wait=True)
+        runner.redis.close()
