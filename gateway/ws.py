@@ -187,11 +187,8 @@ class Session:
         if last_seq is not None:
             current = await log.last_seq()
             if 0 <= current - last_seq <= self.settings.resume_tail_max_events:
-                # Whether the tail is whole is read from the tail itself: a checkpoint may
-                # trim the stream at any moment, and a separate look at its first seq could
-                # be older than the read, letting a tail with a gap through.
-                missed = await log.events_after(last_seq, upto=current)
-                if len(missed) == current - last_seq:  # seqs are consecutive in the stream
+                missed = await log.whole_tail(last_seq, upto=current)
+                if missed is not None:
                     resume, tail = "tail", missed
         snapshot: EncodedSnapshot | None = None
         if resume == "snapshot":

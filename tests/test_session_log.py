@@ -1,4 +1,5 @@
-"""The session actor's reads of its log, a page at a time, on a real Redis."""
+"""Reads of a session's log on a real Redis: the actor's, a page at a time, and the
+gateway's tail for a resume."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pytest
 from inkstep.store.streams import (
     READ_PAGE_EVENTS,
     BlockingSessionLog,
+    SessionLog,
     connect_blocking,
     log_key,
+    redis_client,
 )
 from tests.helpers import unique
 
@@ -28,3 +31,27 @@ def test_events_after_reads_every_page_in_order(redis_url: str, events: int) -> 
     finally:
         client.delete(log_key(session_id))
         client.close()
+
+
+async def test_a_tail_trimmed_after_its_last_seq_was_read_is_not_whole(redis_url: str) -> None:
+    """A resume reads the log's last seq, then the tail up to it. A checkpoint that trims the
+    stream in between must make the tail count as not whole (the client gets a snapshot),
+    never hand over events with a gap."""
+    session_id = unique("tail")
+    async with redis_client(redis_url) as client:
+        for seq in range(1, 101):
+            await client.xadd(log_key(session_id), {"e": orjson.dumps({"seq": seq})},
+                              id=f"{seq}-0")  # fmt: skip
+        log = SessionLog(client, session_id)
+        try:
+            current = await log.last_seq()
+            whole = await log.whole_tail(10, upto=current)
+            assert whole is not None
+            assert [orjson.loads(e)["seq"] for e in whole] == list(range(11, 101))
+            await client.xtrim(log_key(session_id), minid="50-0", approximate=False)
+            assert await log.whole_tail(10, upto=current) is None
+            assert await log.whole_tail(49, upto=current) is not None
+            assert await log.whole_tail(48, upto=current) is None
+            assert await log.whole_tail(current, upto=current) == []
+        finally:
+            await client.delete(log_key(session_id))

@@ -141,6 +141,14 @@ class SessionLog:
         entries = await guarded(self.client.xrange(self.key, f"({seq}-0", end))
         return [fields[b"e"].decode() for _, fields in entries]
 
+    async def whole_tail(self, seq: int, upto: int) -> list[str] | None:
+        """The events after `seq` up to `upto`, or None when the stream no longer holds all
+        of them. Whether the tail is whole is read from the tail itself: a checkpoint may trim
+        the stream at any moment, so a separate look at its first seq could be older than the
+        read and let a tail with a gap through."""
+        events = await self.events_after(seq, upto=upto)
+        return events if len(events) == upto - seq else None  # seqs are consecutive
+
 
 READ_PAGE_EVENTS = 200
 
