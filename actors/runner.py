@@ -557,8 +557,8 @@ class SessionRunner:
         first = self.log.first_seq()
         if first == 0 or trim_below <= first:
             return
-        events = self.log.events_after(first - 1, upto=trim_below, rest=rest)
-        archive.write_segment(self.blobs, self.session_id, events, rest)
+        events = self.log.numbered_events_after(first - 1, upto=trim_below, rest=rest)
+        archive.write_numbered_segment(self.blobs, self.session_id, events, rest)
         with store_errors():
             self.redis.xtrim(log_key(self.session_id), minid=f"{trim_below + 1}-0")
         archive.prune_checkpoints(self.blobs, self.session_id)

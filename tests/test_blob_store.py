@@ -21,6 +21,7 @@ from inkstep.store.archive import (
     read_segments,
     segment_key,
     write_checkpoint,
+    write_numbered_segment,
     write_segment,
 )
 from inkstep.store.blob import BlobStore, FileBlobStore, S3BlobStore, open_blob_store
@@ -198,6 +199,20 @@ def test_segment_round_trip(store: BlobStore) -> None:
     raw = store.get(key)
     assert raw is not None
     assert gzip.decompress(raw).decode().splitlines() == first
+
+
+def test_a_numbered_segment_is_the_segment_of_its_events(store: BlobStore) -> None:
+    """The actor archives (seq, event) pairs read from the log: the same object, byte for
+    byte, as archiving the events whose seqs are read from their JSON."""
+    session_id, other = sid(), sid()
+    events = [event(seq, text="é ✓") for seq in range(7, 130)]
+    key = write_segment(store, session_id, events)
+    numbered_key = write_numbered_segment(store, other, list(enumerate(events, start=7)))
+    assert numbered_key == segment_key(other, 7, 129)
+    assert store.get(numbered_key) == store.get(key)
+    assert list(read_segments(store, other)) == events
+    with pytest.raises(ValueError):
+        write_numbered_segment(store, other, [])
 
 
 def test_overlapping_segments_yield_each_event_once(store: BlobStore) -> None:

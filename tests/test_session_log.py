@@ -28,6 +28,9 @@ def test_events_after_reads_every_page_in_order(redis_url: str, events: int) -> 
         upto = max(0, events - 10)
         middle = [orjson.loads(e)["seq"] for e in log.events_after(3, upto=upto)]
         assert middle == list(range(4, upto + 1))
+        numbered = log.numbered_events_after(3, upto=upto)
+        assert [seq for seq, _ in numbered] == middle
+        assert [orjson.loads(e)["seq"] for _, e in numbered] == middle
     finally:
         client.delete(log_key(session_id))
         client.close()

@@ -132,6 +132,8 @@ def _measure(args: argparse.Namespace, blobs: FileBlobStore) -> dict[str, Any]:
                                           else probe.longest_wait_ms(wall, end), 1)})  # fmt: skip
         return result
 
+    # The actor archives what it read from the log, whose entry ids give the seqs for free.
+    numbered_tail = [(orjson.loads(e)["seq"], e) for e in log[-args.segment_events :]]
     with OpThreadStandIn() as probe:
         parts["mirror"], parts["backlog"] = step(
             "copy the mirror (op thread)", core.export_parts, holds_ops=True
@@ -144,7 +146,7 @@ def _measure(args: argparse.Namespace, blobs: FileBlobStore) -> dict[str, Any]:
         )
         step(
             "archive a segment",
-            lambda: archive.write_segment(blobs, core.session_id, log[-args.segment_events :]),
+            lambda: archive.write_numbered_segment(blobs, core.session_id, numbered_tail),
         )
     check_written(blobs, core, args.segment_events)
     return {"events": args.events, "points": args.points, "state_bytes": len(state),

@@ -122,17 +122,28 @@ def write_segment(
     so an actor that crashed mid-archive can simply redo it. The events are read and
     compressed a piece at a time, with `rest` called after each (a paced checkpoint).
     """
-    if not events:
-        raise ValueError("a segment needs at least one event")
-    for event in events:
-        if "\n" in event or "\r" in event:
-            raise ValueError(f"archived events must be one-line JSON: {event[:80]!r}")
-    by_seq: list[tuple[int, str]] = []
+    numbered: list[tuple[int, str]] = []
     for start in range(0, len(events), EVENTS_PER_PIECE):
-        by_seq.extend((_event_seq(e), e) for e in events[start : start + EVENTS_PER_PIECE])
+        numbered.extend((_event_seq(e), e) for e in events[start : start + EVENTS_PER_PIECE])
         if rest is not None:
             rest()
-    by_seq.sort(key=lambda pair: pair[0])
+    return write_numbered_segment(store, session_id, numbered, rest)
+
+
+def write_numbered_segment(
+    store: BlobStore,
+    session_id: str,
+    numbered: list[tuple[int, str]],
+    rest: Callable[[], None] | None = None,
+) -> str:
+    """`write_segment` for (seq, event) pairs whose seqs the caller already has, as the log's
+    entry ids give them: reading each from its JSON was a third of archiving a segment."""
+    if not numbered:
+        raise ValueError("a segment needs at least one event")
+    for _, event in numbered:
+        if "\n" in event or "\r" in event:
+            raise ValueError(f"archived events must be one-line JSON: {event[:80]!r}")
+    by_seq = sorted(numbered, key=lambda pair: pair[0])
     key = segment_key(session_id, by_seq[0][0], by_seq[-1][0])
     # A gzip stream (wbits 31) with no name and mtime 0, so a redo of the same range is
     # identical.
@@ -145,7 +156,7 @@ def write_segment(
             rest()
     packed.append(compressor.flush())
     store.put(key, b"".join(packed))
-    logger.debug("archived %d events to %s", len(events), key, extra={"session_id": session_id})
+    logger.debug("archived %d events to %s", len(numbered), key, extra={"session_id": session_id})
     return key
 
 

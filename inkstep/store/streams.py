@@ -169,18 +169,25 @@ class BlockingSessionLog:
     def events_after(
         self, seq: int, upto: int | None = None, rest: Callable[[], None] | None = None
     ) -> list[str]:
-        """Raw event JSON with `seq` < event seq <= `upto`, in order.
+        """Raw event JSON with `seq` < event seq <= `upto`, in order, a page at a time."""
+        return [event for _, event in self.numbered_events_after(seq, upto, rest)]
+
+    def numbered_events_after(
+        self, seq: int, upto: int | None = None, rest: Callable[[], None] | None = None
+    ) -> list[tuple[int, str]]:
+        """(seq, raw event JSON) with `seq` < event seq <= `upto`, in order; the seqs come from
+        the entry ids.
 
         Read a page at a time: parsing a whole tail in one call holds the GIL for as long as
         it takes (~10 ms for 2000 events), and the session's op thread waits that long.
         `rest` is called after each page (a paced checkpoint)."""
         end = f"{upto}-0" if upto is not None else "+"
-        events: list[str] = []
+        events: list[tuple[int, str]] = []
         start = f"({seq}-0"
         while True:
             with store_errors():
                 entries: Any = self.client.xrange(self.key, start, end, count=READ_PAGE_EVENTS)
-            events.extend(fields[b"e"].decode() for _, fields in entries)
+            events.extend((seq_of(entry_id), fields[b"e"].decode()) for entry_id, fields in entries)
             if len(entries) < READ_PAGE_EVENTS:
                 return events
             if rest is not None:
