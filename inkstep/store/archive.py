@@ -137,7 +137,7 @@ def write_numbered_segment(
     rest: Callable[[], None] | None = None,
 ) -> str:
     """`write_segment` for (seq, event) pairs whose seqs the caller already has, as the log's
-    entry ids give them: reading each from its JSON was a third of archiving a segment."""
+    entry ids give them: reading each from its JSON was about a quarter of archiving a segment."""
     if not numbered:
         raise ValueError("a segment needs at least one event")
     for _, event in numbered:
