@@ -170,12 +170,13 @@ def _ws_url(services: Services, request: Request) -> str:
 async def session_summary(session_id: str, services: ServicesDep, user: UserDep) -> dict[str, Any]:
     session = await _session_or_404(services, session_id)
     assert services.hub is not None and services.db is not None
-    last_seq = await SessionLog(services.hub.redis, session_id).last_seq()
+    log = SessionLog(services.hub.redis, session_id)
+    step_id, last_seq = await log.step_now(session.step_id, session.last_seq)
     return {
         "session_id": session_id,
         "lesson_id": session.lesson_id,
-        "step_id": session.step_id,
-        "last_seq": max(last_seq, session.last_seq),
+        "step_id": step_id,
+        "last_seq": last_seq,
         "participants": await services.db.participants(session_id),
     }
 

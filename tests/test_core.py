@@ -144,6 +144,25 @@ def test_points_far_outside_the_canvas_are_refused() -> None:
     assert core.last_seq == 0
 
 
+def test_the_canvas_bounds_are_one_canvas_size_beyond_each_edge() -> None:
+    """As the protocol states: -width <= x <= 2 width, -height <= y <= 2 height."""
+    width, height = LESSON.canvas.width, LESSON.canvas.height
+    core = new_core()
+    for i, (x, y) in enumerate(
+        [(-width, 5.0), (2 * width, 5.0), (5.0, -height), (5.0, 2 * height)]
+    ):
+        op = stroke_op(f"edge{i}", final=True)
+        op["payload"]["points"] = [[x, y, 0.5, 0.0]]
+        assert isinstance(submit(core, "ann", "student", op), Accepted), (x, y)
+    for i, (x, y) in enumerate([(-width - 1, 5.0), (2 * width + 1, 5.0), (5.0, -height - 1),
+                                (5.0, 2 * height + 1)]):  # fmt: skip
+        op = stroke_op(f"out{i}", final=True)
+        op["payload"]["points"] = [[x, y, 0.5, 0.0]]
+        refused = submit(core, "ann", "student", op)
+        assert isinstance(refused, Refused) and refused.code == "invalid", (x, y)
+    assert core.last_seq == 4
+
+
 def test_step_complete_scores_then_advances_when_passed() -> None:
     core = new_core()
     submit(core, "ann", "student", stroke_op("s1", final=True))

@@ -58,3 +58,26 @@ async def test_a_tail_trimmed_after_its_last_seq_was_read_is_not_whole(redis_url
             assert await log.whole_tail(current, upto=current) == []
         finally:
             await client.delete(log_key(session_id))
+
+
+async def test_the_step_now_brings_the_session_record_forward_by_the_log(redis_url: str) -> None:
+    """The session record (step, seq) is written a moment after the events; the summary's
+    step must match its last_seq, so the log's step changes after the record count."""
+    session_id = unique("step")
+    kinds = ["stroke_append", "step_change", "stroke_append", "step_change", "undo"]
+    async with redis_client(redis_url) as client:
+        for seq, kind in enumerate(kinds, start=1):
+            payload = {"to_step": f"s{seq}"} if kind == "step_change" else {"tool": "step_change"}
+            event = {"type": kind, "seq": seq, "payload": payload}
+            await client.xadd(log_key(session_id), {"e": orjson.dumps(event)}, id=f"{seq}-0")
+        log = SessionLog(client, session_id)
+        try:
+            assert await log.step_now("s1", 0) == ("s4", 5)  # both changes after the record
+            assert await log.step_now("s2", 2) == ("s4", 5)
+            assert await log.step_now("s4", 4) == ("s4", 5)  # a look-alike is not a change
+            assert await log.step_now("s4", 5) == ("s4", 5)
+            # Events after the record gone from the log: the record's step stands.
+            await client.xtrim(log_key(session_id), minid="3-0", approximate=False)
+            assert await log.step_now("s1", 0) == ("s1", 5)
+        finally:
+            await client.delete(log_key(session_id))

@@ -149,6 +149,25 @@ class SessionLog:
         events = await self.events_after(seq, upto=upto)
         return events if len(events) == upto - seq else None  # seqs are consecutive
 
+    async def step_now(self, recorded_step: str, recorded_seq: int) -> tuple[str, int]:
+        """(step, last seq) as of the log's newest event: the session record's step (written
+        a moment after the events, as of `recorded_seq`) brought forward by the step changes
+        the log holds after it. If the log no longer holds every event after the record (its
+        progress was not written), the record's step stands with the log's last seq."""
+        events = await self.events_after(recorded_seq)
+        if not events:
+            return recorded_step, recorded_seq
+        first, last = orjson.loads(events[0]), orjson.loads(events[-1])
+        if first["seq"] != recorded_seq + 1:
+            return recorded_step, last["seq"]
+        step = recorded_step
+        for raw in events:
+            if '"step_change"' in raw:  # parse only the few that may be one
+                event = orjson.loads(raw)
+                if event["type"] == "step_change":
+                    step = event["payload"]["to_step"]
+        return step, last["seq"]
+
 
 READ_PAGE_EVENTS = 200
 
