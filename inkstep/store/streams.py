@@ -154,19 +154,19 @@ class SessionLog:
         a moment after the events, as of `recorded_seq`) brought forward by the step changes
         the log holds after it. If the log no longer holds every event after the record (its
         progress was not written), the record's step stands with the log's last seq."""
-        events = await self.events_after(recorded_seq)
-        if not events:
+        entries = await guarded(self.client.xrange(self.key, f"({recorded_seq}-0", "+"))
+        if not entries:
             return recorded_step, recorded_seq
-        first, last = orjson.loads(events[0]), orjson.loads(events[-1])
-        if first["seq"] != recorded_seq + 1:
-            return recorded_step, last["seq"]
+        last_seq = seq_of(entries[-1][0])  # seqs from the entry ids: no event is parsed for them
+        if seq_of(entries[0][0]) != recorded_seq + 1:
+            return recorded_step, last_seq
         step = recorded_step
-        for raw in events:
-            if '"step_change"' in raw:  # parse only the few that may be one
-                event = orjson.loads(raw)
+        for _, fields in entries:
+            if b'"step_change"' in fields[b"e"]:  # parse only the few that may be one
+                event = orjson.loads(fields[b"e"])
                 if event["type"] == "step_change":
                     step = event["payload"]["to_step"]
-        return step, last["seq"]
+        return step, last_seq
 
 
 READ_PAGE_EVENTS = 200
