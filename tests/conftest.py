@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,9 +38,13 @@ def database_url(data_root: Path) -> Iterator[str]:
     # Outside pytest's private tmp dir: the server runs as its own system user.
     folder = Path(tempfile.mkdtemp(prefix="inkstep-pg-"))
     folder.chmod(0o755)
-    with EmbeddedPostgres(folder / "data") as server:
-        assert server.url is not None
-        yield server.url
+    try:
+        with EmbeddedPostgres(folder / "data") as server:
+            assert server.url is not None
+            yield server.url
+    finally:
+        # A cluster is ~56 MB; each test session would otherwise leave one behind.
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
