@@ -379,6 +379,9 @@ class SessionCore:
 
     # ---- reading --------------------------------------------------------------------
 
+    def has_participants(self) -> bool:
+        return any(p.connections for p in self.participants.values())
+
     def participant_list(self) -> list[dict[str, Any]]:
         return [
             {"user_id": p.user_id, "role": p.role}

@@ -576,7 +576,7 @@ class SessionRunner:
 
     def _maybe_exit_idle(self) -> bool:
         """Exit when no one has been here for idle_exit_s; answers whether it did."""
-        if self.core.participant_list() or self._scoring:
+        if self.core.has_participants() or self._scoring:
             return False
         if time.monotonic() - self.last_activity < self.settings.idle_exit_s:
             return False

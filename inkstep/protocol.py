@@ -194,7 +194,8 @@ def parse_client_frame(text: str | bytes) -> Hello | OrderedOp | PresenceMsg | P
 
 def check_in_canvas(points: list[list[float]], width: int, height: int) -> None:
     """Refuse points far outside the canvas (more than one canvas size beyond an edge)."""
-    for x, y, *_ in points:
+    for point in points:  # indexing, not `x, y, *_ =`: that builds a list per point
+        x, y = point[0], point[1]
         if not (-width <= x <= 2 * width and -height <= y <= 2 * height):
             raise FrameError(
                 "invalid", f"point ({x}, {y}) is far outside the {width}x{height} canvas"

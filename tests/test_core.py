@@ -185,12 +185,14 @@ def test_participants_join_and_leave_once_per_user() -> None:
     joined = core.decide_join("ann", "student", "c1", 1)
     assert joined is not None
     core.apply(joined)
+    assert core.has_participants()
     assert core.decide_join("ann", "student", "c2", 2) is None
     assert core.decide_leave("ann", "c1", 3) is None
     left = core.decide_leave("ann", "c2", 4)
     assert left is not None and left["payload"]["state"] == "left"
     core.apply(left)
     assert core.participant_list() == []
+    assert not core.has_participants()
 
 
 # ---- properties -------------------------------------------------------------------
