@@ -65,11 +65,6 @@ LOOP_CALL_TIMEOUT_S = 10.0
 # whatever the chunk, so small chunks cost no more. Left for the checkpoint, 2000 events were
 # one burst of ~120 ms in every session that checkpointed.
 DOC_SYNC_EVENTS = 20
-# The inbox is trimmed below the cursor every this many handled entries. Left for the
-# checkpoint, ~1,700 entries went at once: one XTRIM that held Redis, and so every session,
-# for 1-2.5 ms. Redis frees a stream a node at a time (a node holds ~4 entries of an op's
-# size), so this many is a few nodes per trim.
-INBOX_TRIM_ENTRIES = 64
 
 
 @dataclass(frozen=True)
@@ -144,7 +139,6 @@ class SessionRunner:
         self.link = InboxLink(self.redis, session_id, settings.actor_batch_ops, READ_BLOCK_MS)
         self.core = SessionCore(session_id, lesson)
         self.cursor = "0-0"
-        self.entries_since_trim = 0
         self.checkpoint_seq = 0
         self.checkpoint_at = time.monotonic()
         cadence = checkpoint_cadence(session_id)
@@ -321,11 +315,6 @@ class SessionRunner:
         if out.scores_done:
             writes.append(("HDEL", scoring, *out.scores_done))
         writes.append(("SET", cursor_key(self.session_id), last_id))
-        self.entries_since_trim += len(entries)
-        if self.entries_since_trim >= INBOX_TRIM_ENTRIES:
-            # After the cursor's SET: what goes is what a rebuild would never read again.
-            writes.append(("XTRIM", inbox_key(self.session_id), "MINID", "~", last_id))
-            self.entries_since_trim = 0
         # Confirmed once these replies are in; the next inbox read goes out with them.
         self.link.write(writes, then_read_from=last_id)
         self.cursor = last_id
