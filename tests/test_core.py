@@ -347,10 +347,21 @@ def test_snapshot_frames_with_kept_stroke_texts_equal_the_snapshot(
         if isinstance(decision, Accepted):
             core.apply(decision.event)
         if data.draw(st.booleans()):  # a late joiner arrives here
-            assert (
-                orjson.loads(encode_snapshot(core.snapshot(), core.stroke_texts)) == core.snapshot()
-            )
-    assert orjson.loads(encode_snapshot(core.snapshot(), core.stroke_texts)) == core.snapshot()
+            frame = encode_snapshot(core.snapshot(), core.strokes_json())
+            assert orjson.loads(frame) == core.snapshot()
+    assert orjson.loads(encode_snapshot(core.snapshot(), core.strokes_json())) == core.snapshot()
+
+
+def test_late_joiners_share_the_strokes_encoding_until_a_stroke_changes() -> None:
+    core = new_core()
+    submit(core, "ann", "student", stroke_op("a1", final=True))
+    first = core.strokes_json()
+    core.apply(core.decide_join("bob", "student", "c2", 1) or {})
+    assert core.strokes_json() is first  # a join is an event but changes no stroke
+    submit(core, "ann", "student", {"type": "undo", "client_op_id": "u1", "step_id": "s1",
+                                    "payload": {"target": "a1"}})  # fmt: skip
+    assert orjson.loads(core.strokes_json()) == core.snapshot()["payload"]["strokes"]
+    assert orjson.loads(core.strokes_json())[0]["deleted"] is True
 
 
 @settings(max_examples=40, deadline=None)
