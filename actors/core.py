@@ -413,7 +413,8 @@ class SessionCore:
 
         Every join is an event, so each late joiner's snapshot has a seq of its own; when
         nobody is drawing (a class gathering, a wave of reconnects) they still share the
-        strokes' encoding (16 to 38 ms for 10k strokes measured in a session actor)."""
+        strokes' encoding: 8 to 15 ms per join with 10k strokes, under the session's lock,
+        measured in a session actor, against under 1 ms once kept."""
         if self._strokes_json is None:
             self._strokes_json = self.stroke_texts.array(self.strokes.values())
         return self._strokes_json
