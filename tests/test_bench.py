@@ -88,6 +88,9 @@ def test_join_snapshot_holds_every_stroke(gateway: GatewayProcess) -> None:
     result = join.measure(args)
     assert result["strokes_in_snapshot"] == 50
     assert result["snapshot_bytes"] > 0
+    # The first join is one of those the p50 and the max are taken over.
+    assert result["applied_first_ms"] <= result["applied_max_ms"]
+    assert result["received_first_ms"] <= result["applied_first_ms"]
 
 
 def test_scoring_bench_compares_ray_with_plain_processes(ray_address: str) -> None:
