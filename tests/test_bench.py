@@ -91,6 +91,20 @@ def test_join_snapshot_holds_every_stroke(gateway: GatewayProcess) -> None:
     # The first join is one of those the p50 and the max are taken over.
     assert result["applied_first_ms"] <= result["applied_max_ms"]
     assert result["received_first_ms"] <= result["applied_first_ms"]
+    assert result["drawing_sent"] == 0
+
+
+def test_join_while_someone_draws_times_the_drawers_confirmations(
+    gateway: GatewayProcess,
+) -> None:
+    args = bench_args(join, "--url", gateway.url, "--strokes", "50", "--joins", "3",
+                      "--drawing-hz", "20")  # fmt: skip
+    result = join.measure(args)
+    assert result["drawing_sent"] > 0
+    assert result["drawing_confirmed"] == result["drawing_sent"]
+    assert 0 < result["drawing_confirm_p50_ms"] <= result["drawing_confirm_max_ms"]
+    # The last joiner finds the strokes drawn meanwhile too.
+    assert 50 < result["strokes_in_snapshot"] <= 50 + result["drawing_sent"]
 
 
 def test_scoring_bench_compares_ray_with_plain_processes(ray_address: str) -> None:

@@ -6,12 +6,17 @@ A join is timed from opening the socket to having parsed the snapshot and built 
 stroke map from it (applied); the time until the snapshot's last byte arrived is shown too.
 The first join right after the drawing is shown on its own as well: it is the one that finds
 the server's caches cold, and usually the slowest.
+
+With `--drawing-hz HZ` the drawer goes on drawing during the late joins, one 20-point stroke
+HZ times a second, as in a lesson someone joins late: every join then finds strokes changed
+since the last one, and the drawer's confirmations show how long its ops waited meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -30,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=int, default=20, help="points per stroke")
     parser.add_argument("--joins", type=int, default=5, help="late joins to time")
     parser.add_argument("--chunk", type=int, default=200, help="ops in flight while drawing")
+    parser.add_argument(
+        "--drawing-hz",
+        type=float,
+        default=0.0,
+        help="strokes a second the drawer goes on sending during the late joins (0: none)",
+    )
     parser.add_argument("--url", default=None, help="an already running server (else start one)")
     parser.add_argument(
         "--workers",
@@ -62,7 +73,10 @@ async def _measure(args: argparse.Namespace, url: str, secret: str | None) -> di
     started = time.monotonic()
     await draw(drawer_seat, stroke_frames(args.strokes, args.points, tag), args.chunk)
     draw_s = time.monotonic() - started
-    joins = [await late_join(joiner_seat) for _ in range(args.joins)]
+    live = LiveDrawer(drawer_seat, args.drawing_hz, args.points, tag)
+    async with live:
+        joins = [await late_join(joiner_seat) for _ in range(args.joins)]
+    confirms = sorted(live.confirm_ms)
     received = sorted(join.received_ms for join in joins)
     applied = sorted(join.applied_ms for join in joins)
     return {
@@ -73,6 +87,10 @@ async def _measure(args: argparse.Namespace, url: str, secret: str | None) -> di
         "received_first_ms": joins[0].received_ms, "applied_first_ms": joins[0].applied_ms,
         "received_p50_ms": harness.percentile(received, 50), "received_max_ms": received[-1],
         "applied_p50_ms": harness.percentile(applied, 50), "applied_max_ms": applied[-1],
+        "drawing_hz": args.drawing_hz, "drawing_sent": live.sent_count,
+        "drawing_confirmed": len(confirms),
+        "drawing_confirm_p50_ms": harness.percentile(confirms, 50) if confirms else None,
+        "drawing_confirm_max_ms": confirms[-1] if confirms else None,
         "load_average_1m": harness.load_average(),
     }  # fmt: skip
 
@@ -151,6 +169,57 @@ async def draw(seat: Seat, frames: list[tuple[str, str]], chunk_size: int) -> No
         await asyncio.gather(receiver, return_exceptions=True)
 
 
+class LiveDrawer:
+    """Draws `hz` one-batch strokes a second while the block runs (nothing when hz is 0),
+    timing each from sending it to receiving its event."""
+
+    def __init__(self, seat: Seat, hz: float, points: int, tag: str) -> None:
+        self.seat, self.hz, self.points, self.tag = seat, hz, points, f"{tag}-live"
+        self.sent_at: dict[str, float] = {}
+        self.confirm_ms: list[float] = []
+        self.sent_count = 0
+        self._stop = asyncio.Event()
+        self._settled = asyncio.Event()  # stopped, and every stroke sent has its event
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ws: Any = None
+
+    async def __aenter__(self) -> LiveDrawer:
+        if self.hz > 0:
+            self._ws, _, _ = await harness.open_and_join(self.seat)
+            self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._send())]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._ws is None:
+            return
+        self._stop.set()
+        await self._tasks[1]
+        if not self.sent_at:
+            self._settled.set()
+        with contextlib.suppress(TimeoutError):  # the last strokes' events
+            await asyncio.wait_for(self._settled.wait(), 5.0)
+        await self._ws.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _send(self) -> None:
+        k = 0
+        while not self._stop.is_set():
+            op_id, frame = stroke_frames(1, self.points, f"{self.tag}{k}")[0]
+            self.sent_at[op_id] = time.perf_counter()
+            await self._ws.send(frame)
+            self.sent_count, k = self.sent_count + 1, k + 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 1 / self.hz)
+
+    async def _receive(self) -> None:
+        async for text in self._ws:
+            head = harness.EVENT_HEAD.match(text)
+            if head is not None and (sent := self.sent_at.pop(head.group(3) or "", None)):
+                self.confirm_ms.append((time.perf_counter() - sent) * 1000)
+                if self._stop.is_set() and not self.sent_at:
+                    self._settled.set()
+
+
 # ---- joining ----------------------------------------------------------------------------
 
 
@@ -195,3 +264,8 @@ def print_result(result: dict[str, Any]) -> None:
     print(f"late joins ({result['joins']}), ms from opening the socket:")
     columns = [("stage", "stage"), ("first", "first ms"), ("p50", "p50 ms"), ("max", "max ms")]
     harness.print_table(rows, columns)
+    if result["drawing_hz"]:
+        print(f"while the drawer drew {result['drawing_hz']:g} strokes/s: "
+              f"{result['drawing_confirmed']} of {result['drawing_sent']} confirmed, "
+              f"send to event p50 {result['drawing_confirm_p50_ms']:.1f} ms, "
+              f"max {result['drawing_confirm_max_ms']:.1f} ms")  # fmt: skip
