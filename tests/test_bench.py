@@ -94,7 +94,7 @@ def test_join_snapshot_holds_every_stroke(gateway: GatewayProcess) -> None:
     assert result["drawing_sent"] == 0
 
 
-def test_join_while_someone_draws_times_the_drawers_confirmations(
+def test_join_while_someone_draws_times_the_drawers_decisions(
     gateway: GatewayProcess,
 ) -> None:
     args = bench_args(join, "--url", gateway.url, "--strokes", "50", "--joins", "3",
@@ -102,7 +102,8 @@ def test_join_while_someone_draws_times_the_drawers_confirmations(
     result = join.measure(args)
     assert result["drawing_sent"] > 0
     assert result["drawing_confirmed"] == result["drawing_sent"]
-    assert 0 < result["drawing_confirm_p50_ms"] <= result["drawing_confirm_max_ms"]
+    # Sent, then decided: ts_server is in whole ms, so a decision can share the send's ms.
+    assert -1 < result["drawing_decided_p50_ms"] <= result["drawing_decided_max_ms"]
     # The last joiner finds the strokes drawn meanwhile too.
     assert 50 < result["strokes_in_snapshot"] <= 50 + result["drawing_sent"]
 

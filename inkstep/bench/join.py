@@ -9,7 +9,9 @@ the server's caches cold, and usually the slowest.
 
 With `--drawing-hz HZ` the drawer goes on drawing during the late joins, one 20-point stroke
 HZ times a second, as in a lesson someone joins late: every join then finds strokes changed
-since the last one, and the drawer's confirmations show how long its ops waited meanwhile.
+since the last one. The drawer's strokes are timed from sending to the session's decision
+(the event's `ts_server`; one machine, one clock): how long its ops waited meanwhile. Not to
+their receipt, which the joiner's parse, in this same process, would delay.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ async def _measure(args: argparse.Namespace, url: str, secret: str | None) -> di
     live = LiveDrawer(drawer_seat, args.drawing_hz, args.points, tag)
     async with live:
         joins = [await late_join(joiner_seat) for _ in range(args.joins)]
-    confirms = sorted(live.confirm_ms)
+    decided = sorted(live.decided_ms)
     received = sorted(join.received_ms for join in joins)
     applied = sorted(join.applied_ms for join in joins)
     return {
@@ -88,9 +90,9 @@ async def _measure(args: argparse.Namespace, url: str, secret: str | None) -> di
         "received_p50_ms": harness.percentile(received, 50), "received_max_ms": received[-1],
         "applied_p50_ms": harness.percentile(applied, 50), "applied_max_ms": applied[-1],
         "drawing_hz": args.drawing_hz, "drawing_sent": live.sent_count,
-        "drawing_confirmed": len(confirms),
-        "drawing_confirm_p50_ms": harness.percentile(confirms, 50) if confirms else None,
-        "drawing_confirm_max_ms": confirms[-1] if confirms else None,
+        "drawing_confirmed": len(decided),
+        "drawing_decided_p50_ms": harness.percentile(decided, 50) if decided else None,
+        "drawing_decided_max_ms": decided[-1] if decided else None,
         "load_average_1m": harness.load_average(),
     }  # fmt: skip
 
@@ -171,12 +173,12 @@ async def draw(seat: Seat, frames: list[tuple[str, str]], chunk_size: int) -> No
 
 class LiveDrawer:
     """Draws `hz` one-batch strokes a second while the block runs (nothing when hz is 0),
-    timing each from sending it to receiving its event."""
+    timing each from sending it to its event's decision (`ts_server`, wall-clock ms)."""
 
     def __init__(self, seat: Seat, hz: float, points: int, tag: str) -> None:
         self.seat, self.hz, self.points, self.tag = seat, hz, points, f"{tag}-live"
         self.sent_at: dict[str, float] = {}
-        self.confirm_ms: list[float] = []
+        self.decided_ms: list[float] = []
         self.sent_count = 0
         self._stop = asyncio.Event()
         self._settled = asyncio.Event()  # stopped, and every stroke sent has its event
@@ -205,7 +207,7 @@ class LiveDrawer:
         k = 0
         while not self._stop.is_set():
             op_id, frame = stroke_frames(1, self.points, f"{self.tag}{k}")[0]
-            self.sent_at[op_id] = time.perf_counter()
+            self.sent_at[op_id] = time.time() * 1000
             await self._ws.send(frame)
             self.sent_count, k = self.sent_count + 1, k + 1
             with contextlib.suppress(TimeoutError):
@@ -215,7 +217,7 @@ class LiveDrawer:
         async for text in self._ws:
             head = harness.EVENT_HEAD.match(text)
             if head is not None and (sent := self.sent_at.pop(head.group(3) or "", None)):
-                self.confirm_ms.append((time.perf_counter() - sent) * 1000)
+                self.decided_ms.append(json.loads(text)["ts_server"] - sent)
                 if self._stop.is_set() and not self.sent_at:
                     self._settled.set()
 
@@ -267,5 +269,5 @@ def print_result(result: dict[str, Any]) -> None:
     if result["drawing_hz"]:
         print(f"while the drawer drew {result['drawing_hz']:g} strokes/s: "
               f"{result['drawing_confirmed']} of {result['drawing_sent']} confirmed, "
-              f"send to event p50 {result['drawing_confirm_p50_ms']:.1f} ms, "
-              f"max {result['drawing_confirm_max_ms']:.1f} ms")  # fmt: skip
+              f"send to the session's decision p50 {result['drawing_decided_p50_ms']:.1f} ms, "
+              f"max {result['drawing_decided_max_ms']:.1f} ms")  # fmt: skip
