@@ -26,6 +26,7 @@ from inkstep.protocol import (
     op_to_json,
     parse_client_frame,
 )
+from inkstep.store.database import SessionRow
 from inkstep.store.errors import StoreError, StoreUnavailable
 from inkstep.store.streams import SessionLog
 from inkstep.tokens import SessionClaims, TokenError, verify_session_token
@@ -61,16 +62,18 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_RESTARTING, "gateway restarting")
         return
     try:
-        hello, claims = await _receive_hello(websocket, services)
+        hello, claims, row = await _receive_hello(websocket, services)
     except Refusal as refusal:
         await websocket.close(refusal.code, refusal.reason)
         return
     except WebSocketDisconnect:
         return
-    await Session(websocket, services, hello, claims).run()
+    await Session(websocket, services, hello, claims, row).run()
 
 
-async def _receive_hello(websocket: WebSocket, services: Services) -> tuple[Hello, SessionClaims]:
+async def _receive_hello(
+    websocket: WebSocket, services: Services
+) -> tuple[Hello, SessionClaims, SessionRow]:
     settings = services.settings
     try:
         text = await asyncio.wait_for(websocket.receive_text(), settings.auth_timeout_s)
@@ -89,23 +92,29 @@ async def _receive_hello(websocket: WebSocket, services: Services) -> tuple[Hell
     except TokenError as exc:
         raise Refusal(CLOSE_BAD_TOKEN, str(exc)[:120]) from None
     try:
-        await services.session(claims.session_id)
+        row = await services.session(claims.session_id)
     except SessionNotFound:
         raise Refusal(CLOSE_NO_SESSION, "no such session") from None
-    return hello, claims
+    return hello, claims, row
 
 
 class Session:
     """One joined client: catch-up, then a receive loop and a send loop."""
 
     def __init__(
-        self, websocket: WebSocket, services: Services, hello: Hello, claims: SessionClaims
+        self,
+        websocket: WebSocket,
+        services: Services,
+        hello: Hello,
+        claims: SessionClaims,
+        row: SessionRow,
     ) -> None:
         self.websocket = websocket
         self.services = services
         self.settings = services.settings
         self.hello = hello
         self.claims = claims
+        self.row = row  # the session as read at hello
         self.connection = Connection(
             websocket, claims.session_id, claims.user_id, claims.role,
             services.settings.send_queue_frames, services.gateway_id,
@@ -121,7 +130,7 @@ class Session:
         log = SessionLog(services.hub.redis, connection.session_id)
         services.metrics.inc("inkstep_ws_connections")
         try:
-            actor = await services.actor(connection.session_id)
+            actor = await services.actor(connection.session_id, self.row)
             await services.hub.subscribe(connection)
             await self._welcome_and_catch_up(actor, log)
             await services.hub.write_inbox(connection.session_id, self._membership("join"))
@@ -193,13 +202,16 @@ class Session:
         snapshot: EncodedSnapshot | None = None
         if resume == "snapshot":
             snapshot = await self.services.snapshot(connection.session_id, actor)
-        session = await self.services.session(connection.session_id)
-        step_id = snapshot.step_id if snapshot else session.step_id
+        if snapshot is not None:
+            lesson_id, step_id = self.row.lesson_id, snapshot.step_id
+        else:  # the step as the session's record has it now
+            session = await self.services.session(connection.session_id)
+            lesson_id, step_id = session.lesson_id, session.step_id
         welcome = {
             "type": "welcome", "session_id": connection.session_id,
             "user_id": connection.user_id, "role": connection.role,
             "protocol": PROTOCOL_VERSION, "server_time": int(time.time() * 1000),
-            "resume": resume, "lesson_id": session.lesson_id, "step_id": step_id,
+            "resume": resume, "lesson_id": lesson_id, "step_id": step_id,
         }  # fmt: skip
         await self.websocket.send_text(json.dumps(welcome))
         if snapshot is not None:
