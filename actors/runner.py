@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from actors.core import Accepted, Duplicate, Refused, ScoreRequest, SessionCore, pack_state
@@ -70,11 +72,23 @@ DOC_SYNC_EVENTS = 20
 @dataclass(frozen=True)
 class EncodedSnapshot:
     """A `session_snapshot` frame as UTF-8 JSON, with what the gateway needs to know of it.
-    Bytes, not str: Ray moves a 6 MB bytes value about three times faster."""
+
+    The JSON's bytes travel as a uint8 array over them (no copy made): Ray hands an array's
+    buffer over out of band, the reader's view mapping the object store. A 6.5 MB frame took
+    7-9 ms a call that way against 14-21 ms as bytes (and ~3 times that as str), measured
+    with a bare actor here."""
 
     seq: int
     step_id: str
-    frame: bytes
+    frame: npt.NDArray[np.uint8]
+
+    @classmethod
+    def of(cls, seq: int, step_id: str, frame: bytes) -> EncodedSnapshot:
+        return cls(seq, step_id, np.frombuffer(frame, dtype=np.uint8))
+
+    def text(self) -> str:
+        """The frame as the text a WebSocket sends (one copy, from the array's buffer)."""
+        return str(self.frame.data, "utf-8")
 
 
 @dataclass
@@ -205,7 +219,7 @@ class SessionRunner:
         if self._snapshot is None or self._snapshot.seq != self.core.last_seq:
             snapshot = self.core.snapshot()
             frame = encode_snapshot(snapshot, self.core.strokes_json())
-            self._snapshot = EncodedSnapshot(snapshot["seq"], snapshot["step_id"], frame)
+            self._snapshot = EncodedSnapshot.of(snapshot["seq"], snapshot["step_id"], frame)
         return self._snapshot
 
     async def export_doc(self) -> bytes:

@@ -215,7 +215,7 @@ class Session:
         }  # fmt: skip
         await self.websocket.send_text(json.dumps(welcome))
         if snapshot is not None:
-            await self.websocket.send_text(snapshot.frame.decode())
+            await self.websocket.send_text(snapshot.text())
             connection.next_seq = snapshot.seq + 1
         else:
             assert last_seq is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import zlib
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from actors.core import (
     encode_mirror,
     pack_state,
 )
+from actors.runner import EncodedSnapshot
 from actors.snapshot_frame import encode_snapshot
 from actors.stroke_json import FinalStrokeTexts, KeptStrokeArray
 from inkstep.lessons import Lesson, load_lesson_file
@@ -419,3 +421,13 @@ def test_a_checkpoint_holds_the_state_it_was_taken_at_whatever_comes_after(
     replay(events[cut:], live)  # points appended, undos, layer props: all after the copy
     checkpoint = SessionCore.import_state(pack_state(mirror, live.doc_update_with(backlog)))
     assert checkpoint.state_dict() == replay(events[:cut]).state_dict()
+
+
+def test_a_snapshot_frame_crosses_as_an_array_and_reads_back_as_its_text() -> None:
+    core = new_core()
+    submit(core, "zoë", "student", stroke_op("a1", final=True))
+    frame = encode_snapshot(core.snapshot(), core.strokes_json())
+    sent = EncodedSnapshot.of(core.last_seq, core.step_id, frame)
+    received = pickle.loads(pickle.dumps(sent, protocol=5))  # as Ray moves it
+    assert received.text() == frame.decode()
+    assert orjson.loads(received.text()) == core.snapshot()
