@@ -4,8 +4,9 @@ One client draws `--strokes` strokes of `--points` points (one final batch each,
 chunks as fast as the server confirms them), then a late joiner connects `--joins` times.
 A join is timed from opening the socket to having parsed the snapshot and built a local
 stroke map from it (applied); the time until the snapshot's last byte arrived is shown too.
-The first join right after the drawing is shown on its own as well: it is the one that finds
-the server's caches cold, and usually the slowest.
+The first join right after the drawing is shown on its own as well: it shares the session
+with the work the drawing left (the checkpoint, the Doc catching up), and is usually the
+slowest.
 
 With `--drawing-hz HZ` the drawer goes on drawing during the late joins, one 20-point stroke
 HZ times a second, as in a lesson someone joins late: every join then finds strokes changed
@@ -182,26 +183,28 @@ class LiveDrawer:
         self.sent_count = 0
         self._stop = asyncio.Event()
         self._settled = asyncio.Event()  # stopped, and every stroke sent has its event
-        self._tasks: list[asyncio.Task[None]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._receiver: asyncio.Task[None] | None = None
         self._ws: Any = None
 
     async def __aenter__(self) -> LiveDrawer:
         if self.hz > 0:
             self._ws, _, _ = await harness.open_and_join(self.seat)
-            self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._send())]
+            self._receiver = asyncio.create_task(self._receive())
+            self._sender = asyncio.create_task(self._send())
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._ws is None:
+        if self._sender is None or self._receiver is None:
             return
         self._stop.set()
-        await self._tasks[1]
+        await self._sender
         if not self.sent_at:
             self._settled.set()
         with contextlib.suppress(TimeoutError):  # the last strokes' events
             await asyncio.wait_for(self._settled.wait(), 5.0)
         await self._ws.close()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(self._receiver, return_exceptions=True)
 
     async def _send(self) -> None:
         k = 0
