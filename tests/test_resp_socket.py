@@ -1,0 +1,69 @@
+"""RespSocket on a real Redis: replies in order, errors raised, and no hang on a silent or
+closed connection."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from inkstep.store.errors import StoreUnavailable
+from inkstep.store.inbox_link import InboxLink
+from inkstep.store.resp_socket import RespSocket
+from inkstep.store.streams import connect_blocking
+from tests.helpers import unique
+
+
+@pytest.fixture
+def control(redis_url: str) -> Iterator[redis.Redis]:
+    client = connect_blocking(redis_url)
+    yield client
+    client.close()
+
+
+def test_replies_come_in_order_and_an_error_reply_raises(control: redis.Redis) -> None:
+    link = RespSocket(control.connection_pool, timeout_s=5.0)
+    key, stream = unique("k"), unique("s")
+    control.xadd(stream, {"e": b"x"}, id="5-0")
+    link.send([("SET", key, "v"), ("XADD", stream, "5-0", "e", b"y"), ("GET", key)])
+    assert link.reply() == b"OK"
+    with pytest.raises(ResponseError, match="equal or smaller"):
+        link.reply()
+    assert link.reply() == b"v"  # the connection goes on after an error reply
+    link.close()
+
+
+def test_a_connection_closed_by_redis_raises(control: redis.Redis) -> None:
+    link = RespSocket(control.connection_pool, timeout_s=5.0)
+    link.send([("CLIENT", "ID")])
+    client_id = link.reply()
+    link.send([("XREAD", "BLOCK", 3000, "STREAMS", unique("s"), "$")])
+    control.client_kill_filter(_id=client_id)
+    started = time.monotonic()
+    with pytest.raises(RedisConnectionError):
+        link.reply()
+    assert time.monotonic() - started < 2.0  # told at once, not at the read's end
+    link.close()
+
+
+def test_a_redis_that_stops_answering_ends_the_read_with_an_error(
+    redis_url: str, control: redis.Redis
+) -> None:
+    client = redis.Redis.from_url(redis_url, socket_timeout=0.5)
+    link = InboxLink(client, unique("silent"), count=10, block_ms=100)
+    assert link.read("0-0") == []  # connected, nothing there
+    control.client_pause(2000, all=True)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            link.read("0-0")
+        assert time.monotonic() - started < 1.5  # the socket's 0.5 s, not the pause's 2 s
+    finally:
+        control.client_unpause()
+    assert link.read("0-0") == []  # the link connects again
+    link.reset()
+    client.close()
