@@ -35,7 +35,8 @@ from inkstep.settings import Settings
 from inkstep.store import archive
 from inkstep.store.blob import BlobStore
 from inkstep.store.errors import StoreError
-from inkstep.store.inbox_link import Command, InboxLink
+from inkstep.store.inbox_link import InboxLink
+from inkstep.store.resp_socket import Command
 from inkstep.store.streams import (
     BlockingSessionLog,
     connect_blocking,
@@ -148,9 +149,10 @@ class SessionRunner:
         self.score = score
         self.on_idle_exit = on_idle_exit
         self.projection = Projection(open_db, session_id) if open_db is not None else None
-        self.redis = connect_blocking(settings.resolved_redis_url())
+        redis_url = settings.resolved_redis_url()
+        self.redis = connect_blocking(redis_url)
         self.log = BlockingSessionLog(self.redis, session_id)
-        self.link = InboxLink(self.redis, session_id, settings.actor_batch_ops, READ_BLOCK_MS)
+        self.link = InboxLink(redis_url, session_id, settings.actor_batch_ops, READ_BLOCK_MS)
         self.core = SessionCore(session_id, lesson)
         self.cursor = "0-0"
         self.checkpoint_seq = 0

@@ -28,7 +28,7 @@ class Session:
 @pytest.fixture
 def session(redis_url: str) -> Iterator[Session]:
     session_id, client = unique("link"), connect_blocking(redis_url)
-    link = InboxLink(client, session_id, count=10, block_ms=1000)
+    link = InboxLink(redis_url, session_id, count=10, block_ms=1000)
     yield Session(inbox_key(session_id), log_key(session_id), client, link)
     link.reset()
     client.close()

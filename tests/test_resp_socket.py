@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -25,8 +26,10 @@ def control(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-def test_replies_come_in_order_and_an_error_reply_raises(control: redis.Redis) -> None:
-    link = RespSocket(control.connection_pool, timeout_s=5.0)
+def test_replies_come_in_order_and_an_error_reply_raises(
+    redis_url: str, control: redis.Redis
+) -> None:
+    link = RespSocket(redis_url, timeout_s=5.0)
     key, stream = unique("k"), unique("s")
     control.xadd(stream, {"e": b"x"}, id="5-0")
     link.send([("SET", key, "v"), ("XADD", stream, "5-0", "e", b"y"), ("GET", key)])
@@ -37,8 +40,21 @@ def test_replies_come_in_order_and_an_error_reply_raises(control: redis.Redis) -
     link.close()
 
 
-def test_a_connection_closed_by_redis_raises(control: redis.Redis) -> None:
-    link = RespSocket(control.connection_pool, timeout_s=5.0)
+def test_the_url_chooses_the_database(redis_url: str, control: redis.Redis) -> None:
+    other_db = urlsplit(redis_url)._replace(path="/3").geturl()
+    link, key = RespSocket(other_db, timeout_s=5.0), unique("k")
+    link.send([("SET", key, "in 3")])
+    assert link.reply() == b"OK"
+    link.close()
+    assert control.get(key) is None
+    elsewhere = redis.Redis.from_url(other_db)
+    assert elsewhere.get(key) == b"in 3"
+    elsewhere.delete(key)
+    elsewhere.close()
+
+
+def test_a_connection_closed_by_redis_raises(redis_url: str, control: redis.Redis) -> None:
+    link = RespSocket(redis_url, timeout_s=5.0)
     link.send([("CLIENT", "ID")])
     client_id = link.reply()
     link.send([("XREAD", "BLOCK", 3000, "STREAMS", unique("s"), "$")])
@@ -53,17 +69,15 @@ def test_a_connection_closed_by_redis_raises(control: redis.Redis) -> None:
 def test_a_redis_that_stops_answering_ends_the_read_with_an_error(
     redis_url: str, control: redis.Redis
 ) -> None:
-    client = redis.Redis.from_url(redis_url, socket_timeout=0.5)
-    link = InboxLink(client, unique("silent"), count=10, block_ms=100)
+    link = InboxLink(redis_url, unique("silent"), count=10, block_ms=100, reply_timeout_s=0.5)
     assert link.read("0-0") == []  # connected, nothing there
     control.client_pause(2000, all=True)
     try:
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             link.read("0-0")
-        assert time.monotonic() - started < 1.5  # the socket's 0.5 s, not the pause's 2 s
+        assert time.monotonic() - started < 1.5  # the link's 0.5 s, not the pause's 2 s
     finally:
         control.client_unpause()
     assert link.read("0-0") == []  # the link connects again
     link.reset()
-    client.close()

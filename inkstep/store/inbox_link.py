@@ -12,28 +12,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
-
-from inkstep.store.resp_socket import RespSocket
+from inkstep.store.resp_socket import Command, RespSocket
 from inkstep.store.streams import entry_fields, inbox_key, store_errors
 
-Command = tuple[Any, ...]
 Entry = tuple[bytes, dict[bytes, bytes]]
 
-
-# How long a reply may take when the client sets no socket timeout of its own; reads block
-# in Redis for block_ms at most, so only a Redis that stopped answering gets near it.
-DEFAULT_TIMEOUT_S = 10.0
+# How long a reply may take; reads block in Redis for block_ms at most, so only a Redis that
+# stopped answering gets near it.
+REPLY_TIMEOUT_S = 10.0
 
 
 class InboxLink:
     """One connection, used by one thread: `write` and `read` alternate with at most one
     inbox read outstanding."""
 
-    def __init__(self, client: redis.Redis, session_id: str, count: int, block_ms: int) -> None:
-        self._pool = client.connection_pool
-        timeout = self._pool.connection_kwargs.get("socket_timeout")
-        self._timeout_s = float(timeout) if timeout else DEFAULT_TIMEOUT_S
+    def __init__(self, redis_url: str, session_id: str, count: int, block_ms: int,
+                 reply_timeout_s: float = REPLY_TIMEOUT_S) -> None:  # fmt: skip
+        self._url, self._timeout_s = redis_url, reply_timeout_s
         self._connection: RespSocket | None = None
         self._read_from: str | None = None  # the cursor of the read in flight, if any
         self._inbox = inbox_key(session_id)
@@ -84,7 +79,7 @@ class InboxLink:
     def _open(self) -> RespSocket:
         if self._connection is None:
             with store_errors():
-                self._connection = RespSocket(self._pool, self._timeout_s)
+                self._connection = RespSocket(self._url, self._timeout_s)
         return self._connection
 
     def _xread(self, cursor: str) -> Command:

@@ -71,7 +71,7 @@ class RedisPipe:
         self._host: str = options.get("host", "localhost")
         self._port: int = int(options.get("port", 6379))
         self._ssl = issubclass(options.get("connection_class", object), SSLConnection)  # rediss://
-        self._handshake = _handshake(options)
+        self._handshake = handshake_commands(options)
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Task[None] | None = None
         self._unsent: list[bytes] = []
@@ -195,8 +195,8 @@ class RedisPipe:
             self._watchdog = None
 
 
-def _handshake(options: dict[str, Any]) -> list[tuple[Arg, ...]]:
-    """AUTH and SELECT as the URL asks."""
+def handshake_commands(options: dict[str, Any]) -> list[tuple[Arg, ...]]:
+    """AUTH and SELECT as the URL (its `parse_url` options) asks."""
     commands: list[tuple[Arg, ...]] = []
     password, username = options.get("password"), options.get("username")
     if password is not None:

@@ -7,46 +7,51 @@ cost ~38 µs. Part of the difference is the socket's timeout: a Python socket wi
 polls before every send and every receive, one more system call each. Here the socket is
 blocking and the kernel enforces the timeout (SO_RCVTIMEO, SO_SNDTIMEO), so a Redis that
 stops answering still ends in an error rather than a hung session.
-
-redis-py opens the connection (host or Unix socket, TLS, AUTH, SELECT, protocol version are
-all in the URL), then this takes over its socket and never hands it back.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from typing import Any
 
 import hiredis
-import redis
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 
-Command = tuple[Any, ...]
+from inkstep.store.pipe import CONNECT_TIMEOUT_S, Arg, handshake_commands, pack
+
+Command = tuple[Arg, ...]
 
 RECEIVE_BUFFER_BYTES = 65536
 
 
 class RespSocket:
-    """One connection, one thread: `send` commands, then take each reply with `reply`."""
+    """One connection to the Redis at `url`, one thread: `send` commands, then take each
+    reply with `reply`. Socket errors raise OSError, as opening one does."""
 
-    def __init__(self, pool: redis.ConnectionPool, timeout_s: float) -> None:
-        # Kept for `close`: redis-py closes the socket when its connection is collected.
-        self._connection = pool.connection_class(**pool.connection_kwargs)
-        self._connection.connect()
-        # redis-py keeps the open socket here; only this object reads and writes it now.
-        self._sock: socket.socket = self._connection._sock
-        self._sock.settimeout(None)
+    def __init__(self, url: str, timeout_s: float) -> None:
+        options: dict[str, Any] = dict(parse_url(url))
+        self._sock = _connect(options)
         seconds, micros = int(timeout_s), int((timeout_s % 1) * 1_000_000)
         limit = struct.pack("ll", seconds, micros)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=ResponseError)
+        if handshake := handshake_commands(options):
+            try:
+                self.send(handshake)
+                for _ in handshake:
+                    self.reply()
+            except BaseException:
+                self.close()
+                raise
 
     def send(self, commands: list[Command]) -> None:
         """Write the commands in one send."""
-        self._sock.sendall(b"".join(map(hiredis.pack_command, commands)))
+        self._sock.sendall(b"".join(pack(*command) for command in commands))
 
     def reply(self) -> Any:
         """The next reply, waiting for it; an error reply raises ResponseError, a closed or
@@ -64,4 +69,25 @@ class RespSocket:
         return answer
 
     def close(self) -> None:
-        self._connection.disconnect()
+        self._sock.close()
+
+
+def _connect(options: dict[str, Any]) -> socket.socket:
+    """A connected blocking socket to the Unix socket or host the URL names."""
+    if (path := options.get("path")) is not None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT_S)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+    else:
+        host = options.get("host", "localhost")
+        sock = socket.create_connection((host, int(options.get("port", 6379))),
+                                        timeout=CONNECT_TIMEOUT_S)  # fmt: skip
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if issubclass(options.get("connection_class", object), SSLConnection):  # rediss://
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+    sock.settimeout(None)
+    return sock
