@@ -5,7 +5,7 @@ The loop reads a batch from the inbox, decides it, writes the events, then reads
 as two round trips, that is four system calls per batch, and on this kind of machine a system
 call costs about 50 µs: more than deciding the batch. Here the writes and the next (blocking)
 `XREAD` go out in one send; Redis answers the writes at once and the read when ops arrive.
-The connection is a RespSocket: redis-py's layers cost more than the batch's decisions.
+The connection is a RespSocket: redis-py's layers cost about as much as deciding an op.
 """
 
 from __future__ import annotations

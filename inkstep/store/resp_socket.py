@@ -30,7 +30,7 @@ RECEIVE_BUFFER_BYTES = 65536
 
 class RespSocket:
     """One connection to the Redis at `url`, one thread: `send` commands, then take each
-    reply with `reply`. Socket errors raise OSError, as opening one does."""
+    reply with `reply`. Opening and sending raise OSError when the socket fails."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
         options: dict[str, Any] = dict(parse_url(url))
