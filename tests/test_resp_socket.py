@@ -81,3 +81,9 @@ def test_a_redis_that_stops_answering_ends_the_read_with_an_error(
         control.client_unpause()
     assert link.read("0-0") == []  # the link connects again
     link.reset()
+
+
+def test_an_unreachable_redis_is_store_unavailable() -> None:
+    link = InboxLink("redis://127.0.0.1:1/0", unique("nowhere"), count=10, block_ms=100)
+    with pytest.raises(StoreUnavailable):
+        link.read("0-0")
