@@ -14,6 +14,7 @@ import collections
 import contextlib
 import ssl
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 import hiredis
@@ -65,13 +66,8 @@ class RedisPipe:
     """
 
     def __init__(self, url: str, reply_timeout_s: float = REPLY_TIMEOUT_S) -> None:
-        options: dict[str, Any] = dict(parse_url(url))
         self._reply_timeout_s = reply_timeout_s
-        self._path: str | None = options.get("path")
-        self._host: str = options.get("host", "localhost")
-        self._port: int = int(options.get("port", 6379))
-        self._ssl = issubclass(options.get("connection_class", object), SSLConnection)  # rediss://
-        self._handshake = handshake_commands(options)
+        self._address = RedisAddress.of(url)
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Task[None] | None = None
         self._unsent: list[bytes] = []
@@ -117,14 +113,15 @@ class RedisPipe:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                if self._path is not None:
+                address = self._address
+                if address.path is not None:
                     _, protocol = await loop.create_unix_connection(
-                        lambda: _Protocol(self), self._path
+                        lambda: _Protocol(self), address.path
                     )
                 else:
                     _, protocol = await loop.create_connection(
-                        lambda: _Protocol(self), self._host, self._port,
-                        ssl=ssl.create_default_context() if self._ssl else None,
+                        lambda: _Protocol(self), address.host, address.port,
+                        ssl=ssl.create_default_context() if address.tls else None,
                     )  # fmt: skip
         except (OSError, TimeoutError) as exc:
             self._opening = None
@@ -133,7 +130,7 @@ class RedisPipe:
         self._opening = None
         self._protocol = protocol
         # The handshake's replies come first; a refused one fails the commands behind it.
-        handshake = [pack(*command) for command in self._handshake]
+        handshake = [pack(*command) for command in self._address.handshake]
         self._waiting.extendleft(None for _ in handshake)
         self._unsent[:0] = handshake
         self._flush()
@@ -195,8 +192,27 @@ class RedisPipe:
             self._watchdog = None
 
 
-def handshake_commands(options: dict[str, Any]) -> list[tuple[Arg, ...]]:
-    """AUTH and SELECT as the URL (its `parse_url` options) asks."""
+@dataclass(frozen=True)
+class RedisAddress:
+    """Where the Redis a URL names is (a Unix socket, else host and port, over TLS for
+    rediss://) and the commands that open a session on it."""
+
+    path: str | None
+    host: str
+    port: int
+    tls: bool
+    handshake: tuple[tuple[Arg, ...], ...]
+
+    @classmethod
+    def of(cls, url: str) -> RedisAddress:
+        options: dict[str, Any] = dict(parse_url(url))
+        tls = issubclass(options.get("connection_class", object), SSLConnection)
+        return cls(options.get("path"), options.get("host", "localhost"),
+                   int(options.get("port", 6379)), tls, tuple(_handshake(options)))  # fmt: skip
+
+
+def _handshake(options: dict[str, Any]) -> list[tuple[Arg, ...]]:
+    """AUTH and SELECT as the URL asks."""
     commands: list[tuple[Arg, ...]] = []
     password, username = options.get("password"), options.get("username")
     if password is not None:

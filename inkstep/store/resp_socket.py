@@ -14,14 +14,14 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
-from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 
-from inkstep.store.pipe import CONNECT_TIMEOUT_S, Arg, handshake_commands, pack
+from inkstep.store.pipe import CONNECT_TIMEOUT_S, Arg, RedisAddress, pack
 
 Command = tuple[Arg, ...]
 
@@ -33,14 +33,14 @@ class RespSocket:
     reply with `reply`. Opening and sending raise OSError when the socket fails."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
-        options: dict[str, Any] = dict(parse_url(url))
-        self._sock = _connect(options)
+        address = RedisAddress.of(url)
+        self._sock = _connect(address)
         seconds, micros = int(timeout_s), int((timeout_s % 1) * 1_000_000)
         limit = struct.pack("ll", seconds, micros)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=ResponseError)
-        if handshake := handshake_commands(options):
+        if handshake := address.handshake:
             try:
                 self.send(handshake)
                 for _ in handshake:
@@ -49,7 +49,7 @@ class RespSocket:
                 self.close()
                 raise
 
-    def send(self, commands: list[Command]) -> None:
+    def send(self, commands: Sequence[Command]) -> None:
         """Write the commands in one send."""
         self._sock.sendall(b"".join(pack(*command) for command in commands))
 
@@ -72,22 +72,20 @@ class RespSocket:
         self._sock.close()
 
 
-def _connect(options: dict[str, Any]) -> socket.socket:
+def _connect(address: RedisAddress) -> socket.socket:
     """A connected blocking socket to the Unix socket or host the URL names."""
-    if (path := options.get("path")) is not None:
+    if address.path is not None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(CONNECT_TIMEOUT_S)
         try:
-            sock.connect(path)
+            sock.connect(address.path)
         except OSError:
             sock.close()
             raise
     else:
-        host = options.get("host", "localhost")
-        sock = socket.create_connection((host, int(options.get("port", 6379))),
-                                        timeout=CONNECT_TIMEOUT_S)  # fmt: skip
+        sock = socket.create_connection((address.host, address.port), timeout=CONNECT_TIMEOUT_S)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if issubclass(options.get("connection_class", object), SSLConnection):  # rediss://
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        if address.tls:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=address.host)
     sock.settimeout(None)
     return sock
