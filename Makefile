@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup web lint typecheck pytest webtest
+.PHONY: run test setup lock web lint typecheck pytest webtest
 
 run: setup web
 	$(BIN)/inkstep serve
@@ -13,10 +13,19 @@ test: setup web lint typecheck webtest pytest
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+# The newest versions pyproject.toml allows, written to constraints.txt for every later setup.
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	{ head -n 2 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v -e '^-e' -e '^#'; } > constraints.new
+	mv constraints.new constraints.txt
 	touch $(STAMP)
 
 web: web/dist/index.html

@@ -50,7 +50,8 @@ class Presence:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+        # Untyped in older redis-py releases, typed in newer ones.
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
         await self.redis.aclose()
 
     async def add(self, connection: Connection) -> None:
