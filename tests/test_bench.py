@@ -30,9 +30,11 @@ def gateway(gateways: list[GatewayProcess], monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_fanout_delivers_every_op_in_order(gateway: GatewayProcess) -> None:
     args = bench_args(fanout, "--url", gateway.url, "--sessions", "1", "--clients", "2",
-                      "--rate", "5", "--duration", "2", "--relay", "--baseline")  # fmt: skip
+                      "--rate", "5", "--duration", "2", "--relay", "--sequenced",
+                      "--baseline")  # fmt: skip
     result = fanout.measure(args)
-    assert [row["server"] for row in result["rows"]] == ["inkstep", "relay", "baseline"]
+    servers = ["inkstep", "relay", "sequenced", "baseline"]
+    assert [row["server"] for row in result["rows"]] == servers
     for row in result["rows"]:
         assert row["sent"] > 0
         assert row["received_by_others"] == row["sent"]  # two clients: one other each
@@ -44,8 +46,9 @@ def test_fanout_delivers_every_op_in_order(gateway: GatewayProcess) -> None:
         assert row["over_p99"]["sessions_per_second_max"] <= 1
     assert result["rows"][0]["server_cpu_percent"] is None  # no --server-pid to sample
     assert result["rows"][1]["server_processes"] == 2  # the relay and its Redis
-    assert result["rows"][2]["server_cpu_percent"] is not None
-    assert set(result["p99_ratios"]) == {"relay", "baseline"}
+    assert result["rows"][2]["server_processes"] == 3  # ... and the sequencer
+    assert result["rows"][3]["server_cpu_percent"] is not None
+    assert set(result["p99_ratios"]) == set(servers[1:])
 
 
 def test_each_delivery_counts_in_the_second_of_the_run_it_was_sent_in() -> None:

@@ -19,12 +19,13 @@ import json
 import math
 import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -92,6 +93,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also run a minimal gateway that fans out through a Redis stream (no Ray, no "
         "session actor, no validation) under the same load",
+    )
+    parser.add_argument(
+        "--sequenced",
+        action="store_true",
+        help="also run that relay with an ordering process between its gateway and the "
+        "streams it fans out from (one process numbering every session's ops)",
     )
     parser.add_argument(
         "--idle",
@@ -537,6 +544,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     rows = [_run_inkstep(args, load)]
     if args.relay:
         rows.append(_run_relay(load))
+    if args.sequenced:
+        rows.append(_run_relay(load, sequenced=True))
     if args.baseline:
         rows.append(_run_baseline(load))
     result["p99_ratios"] = {row["server"]: _ratio(rows[0]["p99_ms"], row["p99_ms"])
@@ -587,27 +596,44 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 @contextmanager
-def relay_server() -> Iterator[tuple[harness.ServerProcess, EmbeddedRedis]]:
+def relay_server(sequenced: bool = False) -> Iterator[tuple[harness.ServerProcess, list[int]]]:
     """The Redis-stream relay in a child process, with a Redis of its own (set up as the one
-    `inkstep serve` starts), both on free ports."""
+    `inkstep serve` starts), both on free ports, and with `sequenced` its sequencer process;
+    with the pids of all of them."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="inkstep-bench-relay-") as folder:
-        with EmbeddedRedis(Path(folder) / "redis") as redis_server:
+        with EmbeddedRedis(Path(folder) / "redis") as redis_server, ExitStack() as stack:
+            assert redis_server.process is not None
+            pids = [redis_server.process.pid]
             log_path = Path(folder) / "relay.log"
             command = [sys.executable, "-m", "inkstep.bench.stream_relay", "--port", str(port),
                        "--redis-url", redis_server.url]  # fmt: skip
+            if sequenced:
+                pids.append(stack.enter_context(_sequencer(redis_server.url, log_path)).pid)
+                command.append("--sequenced")
             server = harness.ServerProcess(command, port, dict(os.environ), log_path)
             try:
-                yield server.start(health_path=None, timeout_s=30), redis_server
+                yield server.start(health_path=None, timeout_s=30), [server.pid, *pids]
             finally:
                 server.stop()
 
 
-def _run_relay(load: Load) -> dict[str, Any]:
-    with relay_server() as (server, redis_server):
-        assert redis_server.process is not None
-        seats = room_seats(server.port, load)
-        return run_load(Target("relay", seats, [server.pid, redis_server.process.pid]), load)
+@contextmanager
+def _sequencer(redis_url: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "inkstep.bench.sequencer", "--redis-url", redis_url]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _run_relay(load: Load, sequenced: bool = False) -> dict[str, Any]:
+    with relay_server(sequenced) as (server, pids):
+        name = "sequenced" if sequenced else "relay"
+        return run_load(Target(name, room_seats(server.port, load), pids), load)
 
 
 def _run_baseline(load: Load) -> dict[str, Any]:
