@@ -141,6 +141,7 @@ class SessionRunner:
         score: ScoreFn,
         on_idle_exit: ExitFn,
         open_db: Callable[[], Database] | None = None,
+        doc_thread: concurrent.futures.ThreadPoolExecutor | None = None,
     ) -> None:
         self.session_id = session_id
         self.lesson = lesson
@@ -172,20 +173,29 @@ class SessionRunner:
         self._snapshot: EncodedSnapshot | None = None
         # Everything that touches the Yjs Doc runs here, one job at a time and in order, so
         # the op path never waits for it (a checkpoint of 2000 events costs ~0.4 s of Doc).
-        self._doc_thread = concurrent.futures.ThreadPoolExecutor(1, f"doc:{session_id}")
+        # A host passes the one thread its sessions share (one GIL: more would only contend).
+        self._owns_doc_thread = doc_thread is None
+        self._doc_thread = doc_thread or concurrent.futures.ThreadPoolExecutor(
+            1, f"doc:{session_id}"
+        )
         self._checkpointing: concurrent.futures.Future[None] | None = None
         self._doc_syncing: concurrent.futures.Future[None] | None = None
         self._extra_log = {"session_id": session_id}
+        self._collected = (BatchOutcome(), self.cursor)  # the batch `confirm` confirms
 
     # ---- lifecycle (called on the actor's loop) -------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, own_thread: bool = True) -> None:
+        """Rebuild, then serve: on a thread of its own, or (not `own_thread`) fed by a host's
+        loop through `collect`, `confirm` and `keep_up`."""
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.rebuild)
         await asyncio.to_thread(self._resume_scoring)
         if self.projection is not None:
             self.projection.start()
             self.projection.add_scores(self.core.scores)
+        if not own_thread:
+            return
         self._thread = threading.Thread(
             target=self._run, name=f"session:{self.session_id}", daemon=True
         )
@@ -204,7 +214,11 @@ class SessionRunner:
             except StoreError:
                 logger.warning("final checkpoint failed", extra=self._extra_log)
             await self._update_progress(self.core.step_id, self.core.last_seq)
-        self._doc_thread.shutdown(wait=True)
+        if self._owns_doc_thread:
+            self._doc_thread.shutdown(wait=True)
+        else:  # what this session still has queued there
+            done = self._doc_thread.submit(lambda: None)
+            await asyncio.wrap_future(done)
         if self.projection is not None:
             await self.projection.stop()
         self.redis.close()
@@ -285,13 +299,13 @@ class SessionRunner:
                 logger.warning("store error, rebuilding: %s", exc, extra=self._extra_log)
                 self._stopping.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, 2.0)
-                self._try_rebuild()
+                self.try_rebuild()
             except Exception:
                 logger.exception("session loop failed, rebuilding", extra=self._extra_log)
                 self._stopping.wait(backoff_s)
-                self._try_rebuild()
+                self.try_rebuild()
 
-    def _try_rebuild(self) -> None:
+    def try_rebuild(self) -> bool:
         # A checkpoint still running on the Doc thread archives and trims the log: a rebuild
         # reading the log meanwhile could find events gone between two of its reads.
         if self._checkpointing is not None:
@@ -299,8 +313,10 @@ class SessionRunner:
         try:
             with self.lock:
                 self.rebuild()
+            return True
         except StoreError as exc:
             logger.warning("rebuild failed: %s", exc, extra=self._extra_log)
+            return False
 
     def _step(self) -> bool:
         """Handle one batch from the inbox; answers whether the session exited for idleness."""
@@ -308,13 +324,24 @@ class SessionRunner:
         if entries:
             with self.lock:
                 self.handle(entries)
-            self.last_activity = time.monotonic()
+        self.keep_up()
+        return self._maybe_exit_idle()
+
+    def keep_up(self) -> None:
+        """Between batches: a checkpoint when one is due, leaves for lost gateways."""
         self._maybe_checkpoint()
         self._maybe_release_lost_connections()
-        return self._maybe_exit_idle()
 
     def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Decide every entry in order, then write events, replies and the cursor at once."""
+        writes, last_id = self.collect(entries)
+        # Confirmed once these replies are in; the next inbox read goes out with them.
+        self.link.write(writes, then_read_from=last_id)
+        self.confirm()
+
+    def collect(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[list[Command], str]:
+        """Decide every entry in order (the caller holds the lock); the writes that confirm
+        them and the id of the last entry. `confirm` follows once the writes succeeded."""
         out = BatchOutcome()
         for _, fields in entries:
             self._decide(decode_message(fields), out)
@@ -331,9 +358,13 @@ class SessionRunner:
         if out.scores_done:
             writes.append(("HDEL", scoring, *out.scores_done))
         writes.append(("SET", cursor_key(self.session_id), last_id))
-        # Confirmed once these replies are in; the next inbox read goes out with them.
-        self.link.write(writes, then_read_from=last_id)
-        self.cursor = last_id
+        self._collected = (out, last_id)
+        return writes, last_id
+
+    def confirm(self) -> None:
+        """What follows a batch whose writes succeeded: its events are confirmed."""
+        out, self.cursor = self._collected
+        self.last_activity = time.monotonic()
         if self.projection is not None and (rows := projected(out.events)):
             self._on_loop(self.projection.add, rows)
         for request in out.score_requests:
@@ -579,25 +610,33 @@ class SessionRunner:
             self.redis.xtrim(log_key(self.session_id), minid=f"{trim_below + 1}-0")
         archive.prune_checkpoints(self.blobs, self.session_id)
 
-    def _maybe_exit_idle(self) -> bool:
-        """Exit when no one has been here for idle_exit_s; answers whether it did."""
+    def is_idle(self) -> bool:
+        """No one has been here for idle_exit_s, nothing is being scored or waits in the inbox."""
         if self.core.has_participants() or self._scoring:
             return False
         if time.monotonic() - self.last_activity < self.settings.idle_exit_s:
             return False
         with store_errors():
             pending = self.redis.xrange(inbox_key(self.session_id), f"({self.cursor}", "+", count=1)
-        if pending:
+        return not pending
+
+    def _maybe_exit_idle(self) -> bool:
+        """Exit when no one has been here for idle_exit_s; answers whether it did."""
+        if not self.is_idle():
             return False
         logger.info("session idle, checkpointing and exiting", extra=self._extra_log)
         self.checkpoint_now()
         self._run_on_loop(self._end(self.core.last_seq)).result(LOOP_CALL_TIMEOUT_S)
         return True
 
-    async def _end(self, last_seq: int) -> None:
-        """On the actor's loop: the last rows, then the actor leaves."""
+    async def record_end(self, last_seq: int) -> None:
+        """The session's record says where it ended, and its replay is indexed."""
         await self._update_progress(self.core.step_id, last_seq)
         await self._record_end(last_seq)
+
+    async def _end(self, last_seq: int) -> None:
+        """On the actor's loop: the last rows, then the actor leaves."""
+        await self.record_end(last_seq)
         if self.projection is not None:
             await self.projection.stop()
         self.on_idle_exit()

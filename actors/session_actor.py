@@ -189,7 +189,12 @@ def _open_database(url: str) -> Database:
 
 
 def ensure_session_actor(session_id: str, lesson: Lesson, settings: Settings) -> Any:
-    """The session's actor, created on first use (get_if_exists makes this race-free)."""
+    """The session's actor, created on first use (get_if_exists makes this race-free); with
+    `session_hosts` set, the session on its host (actors/session_host.py), called alike."""
+    if settings.session_hosts:
+        from actors.session_host import ensure_hosted_session
+
+        return ensure_hosted_session(session_id, lesson, settings)
     settings_json, env = settings.model_dump(mode="json"), _blob_store_env(settings)
     return SessionActor.options(  # type: ignore[attr-defined]
         name=actor_name(session_id),

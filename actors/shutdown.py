@@ -10,13 +10,13 @@ logger = logging.getLogger(__name__)
 
 
 def live_session_actors() -> list[str]:
-    """Names of the session actors alive in the current namespace."""
+    """Names of the session actors and session hosts alive in the current namespace."""
     names: list[str] = ray.util.list_named_actors()
-    return [name for name in names if name.startswith("session:")]
+    return [name for name in names if name.startswith(("session:", "sessions:"))]
 
 
 def checkpoint_all_sessions(timeout_s: float = 20.0) -> int:
-    """Ask each session actor to checkpoint and exit; answers how many did."""
+    """Ask each session actor and host to checkpoint and exit; answers how many did."""
     refs: list[ray.ObjectRef[None]] = []
     for name in live_session_actors():
         try:
@@ -30,5 +30,5 @@ def checkpoint_all_sessions(timeout_s: float = 20.0) -> int:
             ray.get(ref)
         except ray.exceptions.RayActorError:
             stopped += 1  # exiting is how shutdown() answers
-    logger.info("checkpointed %s of %s sessions", stopped, len(refs))
+    logger.info("checkpointed %s of %s sessions", stopped, len(refs))  # hosts count as one
     return stopped

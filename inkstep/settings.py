@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     resume_tail_max_events: int = 5000
 
     actor_batch_ops: int = 256
+    # 0: each live session is a Ray actor of its own. N: sessions share N named host actors
+    # (actors/session_host.py), far less CPU and memory per session. Every gateway and every
+    # run against the same Redis must use the same N: it decides where a session lives.
+    session_hosts: int = Field(default=0, ge=0)
     stream_tail_events: int = 2000
     checkpoint_every_events: int = 2000
     checkpoint_every_s: float = 60.0

@@ -125,7 +125,7 @@ def test_a_rebuild_waits_for_the_checkpoint_that_trims_the_log(
         state = runner.core.state_dict()
         with runner.lock:  # as the loop starts one: paced, so it runs for a while
             runner._checkpointing = runner.checkpoint(paced=True)
-        runner._try_rebuild()
+        runner.try_rebuild()
         assert runner._checkpointing.done()
         assert runner.core.state_dict() == state
     finally:

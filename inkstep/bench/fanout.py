@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="gateway processes of its own server (1, as inkstep serve)",
     )
     parser.add_argument(
+        "--session-hosts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="its own server carries the sessions in N shared host actors (0: an actor each)",
+    )
+    parser.add_argument(
         "--generators",
         type=int,
         default=0,
@@ -560,7 +567,8 @@ def _run_inkstep(args: argparse.Namespace, load: Load) -> dict[str, Any]:
         seats = asyncio.run(harness.provision_sessions(args.url, load.sessions, load.clients,
                                                        secret, _tag()))  # fmt: skip
         return run_load(Target("inkstep", seats, list(args.server_pid)), load)
-    with harness.InkstepServer(args.workers) as server:
+    hosts = {"INKSTEP_SESSION_HOSTS": str(args.session_hosts)}
+    with harness.InkstepServer(args.workers, extra_env=hosts) as server:
         seats = asyncio.run(harness.provision_sessions(server.url, load.sessions, load.clients,
                                                        server.secret, _tag()))  # fmt: skip
         return run_load(Target("inkstep", seats, [server.pid], [str(server.data_dir)]), load)
