@@ -51,6 +51,12 @@ def test_fanout_delivers_every_op_in_order(gateway: GatewayProcess) -> None:
     assert set(result["p99_ratios"]) == set(servers[1:])
 
 
+def test_fanout_starts_its_server_with_the_session_hosts_asked_for() -> None:
+    assert fanout.server_env(bench_args(fanout)) == {"INKSTEP_SESSION_HOSTS": "0"}
+    hosted = bench_args(fanout, "--session-hosts", "2")
+    assert fanout.server_env(hosted) == {"INKSTEP_SESSION_HOSTS": "2"}
+
+
 def test_each_delivery_counts_in_the_second_of_the_run_it_was_sent_in() -> None:
     totals = fanout.Totals(start_at=100.7, end_at=102.7)  # a 2 s run
     tracker = fanout.SessionTracker(totals, clients=2, name="g0s0")

@@ -567,11 +567,15 @@ def _run_inkstep(args: argparse.Namespace, load: Load) -> dict[str, Any]:
         seats = asyncio.run(harness.provision_sessions(args.url, load.sessions, load.clients,
                                                        secret, _tag()))  # fmt: skip
         return run_load(Target("inkstep", seats, list(args.server_pid)), load)
-    hosts = {"INKSTEP_SESSION_HOSTS": str(args.session_hosts)}
-    with harness.InkstepServer(args.workers, extra_env=hosts) as server:
+    with harness.InkstepServer(args.workers, extra_env=server_env(args)) as server:
         seats = asyncio.run(harness.provision_sessions(server.url, load.sessions, load.clients,
                                                        server.secret, _tag()))  # fmt: skip
         return run_load(Target("inkstep", seats, [server.pid], [str(server.data_dir)]), load)
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    """What the bench's own server is started with beyond the harness's defaults."""
+    return {"INKSTEP_SESSION_HOSTS": str(args.session_hosts)}
 
 
 def _tag() -> str:
