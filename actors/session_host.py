@@ -3,7 +3,7 @@
 A session actor is a Ray worker process of its own: ~0.8% of a core when idle, and woken for
 every op or two of its session. At 50 sessions x 4 clients x 20 Hz on a 2-core machine the
 fifty actors took ~115% of the cores, where one process numbering the same ops into the same
-logs took 8-11% (`bench fanout --sequenced`). With `session_hosts = N`, session `s` lives in
+logs took 8-13% (`bench fanout --sequenced`). With `session_hosts = N`, session `s` lives in
 the named actor `sessions:<crc32(s) mod N>` instead: still one writer per session (only that
 host may hold it, and Ray keeps one instance of a name), brought back by Ray after a crash
 and rebuilt from checkpoint + log like a session actor. Its loop reads every hosted inbox in
