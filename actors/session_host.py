@@ -396,23 +396,27 @@ class HostedSession:
 
     @property
     def ready(self) -> _Call:
-        return _Call(self.host.open, self.session_id, self.lesson_json)
+        return self._on_host("open")
 
     @property
     def snapshot(self) -> _Call:
-        return _Call(self.host.snapshot, self.session_id, self.lesson_json)
+        return self._on_host("snapshot")
 
     @property
     def export_doc(self) -> _Call:
-        return _Call(self.host.export_doc, self.session_id, self.lesson_json)
+        return self._on_host("export_doc")
 
     @property
     def checkpoint(self) -> _Call:
-        return _Call(self.host.checkpoint, self.session_id, self.lesson_json)
+        return self._on_host("checkpoint")
 
     @property
     def pid(self) -> Any:
         return self.host.pid
+
+    def _on_host(self, method: str) -> _Call:
+        """The host's method of that name, for this session."""
+        return _Call(getattr(self.host, method), self.session_id, self.lesson_json)
 
 
 class _Call:
